@@ -1,0 +1,160 @@
+"""The page model: one small typed representation of an annotated comic page.
+
+Every adapter (AI4VA/COCO, ACBF, OpenMantra, Mimi & Eunice) produces :class:`Page` objects and every
+task generator consumes them; nothing downstream reads a native annotation format.
+
+All boxes are ``bbox_2d`` ``(x1, y1, x2, y2)`` in pixels of the page image (see
+:mod:`ai4va_fg_dataset.geometry`); polygons are kept where the source has them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .geometry import BBox, Polygon, center, intersection, area
+
+ReadingDirection = Literal["ltr", "rtl"]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A panel (frame) of a page.
+
+    Attributes:
+        id: unique within the page.
+        bbox: ``(x1, y1, x2, y2)`` pixels.
+        polygon: the panel outline where the source has one (ACBF frames, COCO segmentation).
+        order: the annotated reading-order index (0-based) when the source lists panels in reading
+            order (ACBF, OpenMantra); ``None`` when unknown.
+    """
+
+    id: str
+    bbox: BBox
+    polygon: Polygon | None = None
+    order: int | None = None
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A character (or other depicted entity) on a page.
+
+    Attributes:
+        id: unique within the page.
+        bbox: ``(x1, y1, x2, y2)`` pixels.
+        kind: ``"character"`` or ``"object"`` (AI4VA segments both).
+        identity: who the character is (the same identity across panels = the same character);
+            ``None`` when not annotated.
+        depth: ordinal depth, **smaller is closer to the viewer** (AI4VA ``Intradepth``); ``None``
+            when not annotated.
+        pose: pose / action label (e.g. ``"running"``); ``None`` when not annotated.
+        panel_id: id of the panel that contains it (largest overlap), ``None`` if outside all.
+        polygon: outline where the source has one.
+        attributes: every raw attribute of the source record, untouched.
+    """
+
+    id: str
+    bbox: BBox
+    kind: str = "character"
+    identity: str | None = None
+    depth: float | None = None
+    pose: str | None = None
+    panel_id: str | None = None
+    polygon: Polygon | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Balloon:
+    """A speech balloon / text area.
+
+    Attributes:
+        id: unique within the page.
+        bbox: ``(x1, y1, x2, y2)`` pixels.
+        text: the text in the page's primary language, ``None`` if not transcribed.
+        texts: all transcriptions by language code (``{"en": ..., "ja": ...}``).
+        order: annotated reading-order index (0-based) within the page, ``None`` if unknown.
+        speaker: speaker label where annotated (Mimi & Eunice: ``"M"``, ``"E"``...).
+        kind: text type where annotated (ACBF: ``speech``, ``commentary``, ``code``...).
+        panel_id: id of the containing panel (largest overlap), ``None`` if outside all.
+        polygon: outline where the source has one.
+    """
+
+    id: str
+    bbox: BBox
+    text: str | None = None
+    texts: dict[str, str] = field(default_factory=dict)
+    order: int | None = None
+    speaker: str | None = None
+    kind: str | None = None
+    panel_id: str | None = None
+    polygon: Polygon | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """An annotated comic page.
+
+    Attributes:
+        page_id: globally unique id, ``"<source>/<book>/<page>"``; splits are made on it.
+        source: adapter name (``"ai4va"``, ``"coco"``, ``"acbf"``, ``"openmantra"``,
+            ``"mimi-eunice"``) or ``"synthetic"``.
+        image_path: path of the page image on disk.
+        width, height: image size in pixels (read from the image header by the adapter).
+        panels, entities, balloons: the annotations (possibly empty).
+        reading_direction: ``"ltr"`` (Western comics) or ``"rtl"`` (manga).
+        book: the book / series / strip collection the page belongs to.
+        language: language code of ``Balloon.text``.
+        license: short licence name of the source (e.g. ``"CC BY-NC 4.0"``).
+        attribution: who made it, as the licence asks.
+    """
+
+    page_id: str
+    source: str
+    image_path: str
+    width: int
+    height: int
+    panels: tuple[Panel, ...] = ()
+    entities: tuple[Entity, ...] = ()
+    balloons: tuple[Balloon, ...] = ()
+    reading_direction: ReadingDirection = "ltr"
+    book: str = ""
+    language: str | None = None
+    license: str = ""
+    attribution: str = ""
+
+    @property
+    def characters(self) -> tuple[Entity, ...]:
+        """Entities of kind ``"character"``."""
+        return tuple(e for e in self.entities if e.kind == "character")
+
+    def panel(self, panel_id: str) -> Panel:
+        """The panel with ``panel_id``.
+
+        Raises:
+            KeyError: no such panel on this page.
+        """
+        for p in self.panels:
+            if p.id == panel_id:
+                return p
+        raise KeyError(f"page {self.page_id}: no panel {panel_id!r}")
+
+
+def containing_panel(box: BBox, panels: tuple[Panel, ...] | list[Panel], min_fraction: float = 0.5) -> str | None:
+    """Id of the panel that covers the largest part of ``box``.
+
+    Returns ``None`` when no panel covers at least ``min_fraction`` of the box area, which happens
+    for balloons that straddle the gutter; ties go to the panel whose centre is nearest.
+    """
+    a = area(box)
+    best: tuple[float, float, str] | None = None
+    cx, cy = center(box)
+    for p in panels:
+        frac = intersection(box, p.bbox) / a if a > 0 else 0.0
+        if frac < min_fraction:
+            continue
+        px, py = center(p.bbox)
+        key = (frac, -((px - cx) ** 2 + (py - cy) ** 2), p.id)
+        if best is None or key[:2] > best[:2]:
+            best = key
+    return best[2] if best else None

@@ -1,0 +1,149 @@
+"""The AI4VA-FG sample: task names, splits and the columns every built sample has.
+
+One row of every config of the built dataset (method.md section 2):
+
+============== ============================= ====================================================
+column         type                          meaning
+============== ============================= ====================================================
+id             string                        ``"<task>/<page_id>/<n>"``, unique in the dataset
+task           string                        one of :data:`TASKS`
+image          Image                         the page with the task's marks drawn (PNG/JPEG bytes)
+question       string                        the question, without the options
+choices        list[string]                  option texts (empty for open / numeric answers)
+answer         string                        a letter ``"A"``.. for choices, digits for counting,
+                                             free text for Panel Understanding
+answer_type    string                        ``"choice"``, ``"number"`` or ``"open"``
+bboxes         list[list[float32, 4]]        grounding regions ``[x1, y1, x2, y2]`` in pixels of
+                                             ``image`` (GT for the zoom tool and the IoU reward);
+                                             empty where the task has none
+width, height  int32                         size of ``image`` in pixels
+page_id        string                        the source page; splits never share a page
+source         string                        adapter / dataset the page came from
+panel_scope    string                        ``"single"`` or ``"multi"`` panel question
+skill          string                        ``"recognition"`` or ``"understanding"``
+============== ============================= ====================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TASKS: tuple[str, ...] = (
+    "panel_understanding",
+    "action_recognition",
+    "depth_comparison",
+    "dialog_reordering",
+    "panel_reordering",
+    "character_identification",
+    "character_counting",
+)
+"""Config names of the seven AI4VA-FG tasks (method.md section 2), in the paper's table order."""
+
+TASK_TITLES: dict[str, str] = {
+    "panel_understanding": "Panel Understanding",
+    "action_recognition": "Action Recognition",
+    "depth_comparison": "Depth Comparison",
+    "dialog_reordering": "Dialog Reordering",
+    "panel_reordering": "Panel Reordering",
+    "character_identification": "Character Identification",
+    "character_counting": "Character Counting",
+}
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+
+ANSWER_TYPES: tuple[str, ...] = ("choice", "number", "open")
+
+CHOICE_LETTERS = "ABCDEFGH"
+
+# Colours of the marks drawn on page images (method.md section 2: solid blue boxes, filled orange
+# markers).
+BOX_COLOR = (0, 90, 255)
+MARKER_COLOR = (255, 140, 0)
+
+
+def features():
+    """The ``datasets.Features`` of every config (imported lazily: ``datasets`` is heavy)."""
+    from datasets import Features, Image, List, Value
+
+    return Features(
+        {
+            "id": Value("string"),
+            "task": Value("string"),
+            "image": Image(),
+            "question": Value("string"),
+            "choices": List(Value("string")),
+            "answer": Value("string"),
+            "answer_type": Value("string"),
+            "bboxes": List(List(Value("float32"), length=4)),
+            "width": Value("int32"),
+            "height": Value("int32"),
+            "page_id": Value("string"),
+            "source": Value("string"),
+            "panel_scope": Value("string"),
+            "skill": Value("string"),
+        }
+    )
+
+
+@dataclass
+class Sample:
+    """One generated VQA sample before export (see the module docstring for the columns).
+
+    ``image`` is a ``PIL.Image.Image`` (marks drawn) or the ``bytes`` of the untouched page file
+    when the task draws nothing (cheaper: no decode / re-encode).
+    """
+
+    id: str
+    task: str
+    image: Any
+    question: str
+    answer: str
+    answer_type: str
+    page_id: str
+    source: str
+    width: int
+    height: int
+    choices: list[str] = field(default_factory=list)
+    bboxes: list[list[float]] = field(default_factory=list)
+    panel_scope: str = "single"
+    skill: str = "recognition"
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"sample {self.id}: unknown task {self.task!r}; expected one of {TASKS}")
+        if self.answer_type not in ANSWER_TYPES:
+            raise ValueError(f"sample {self.id}: unknown answer_type {self.answer_type!r}")
+        if self.answer_type == "choice":
+            letters = CHOICE_LETTERS[: len(self.choices)]
+            if len(self.choices) < 2 or self.answer not in letters:
+                raise ValueError(
+                    f"sample {self.id}: answer {self.answer!r} is not one of the letters {list(letters)}"
+                )
+        for b in self.bboxes:
+            if len(b) != 4 or not (b[0] < b[2] and b[1] < b[3]):
+                raise ValueError(f"sample {self.id}: bad grounding bbox {b!r}")
+
+    def to_row(self) -> dict[str, Any]:
+        """The sample as a dict of the dataset's columns (image still PIL or bytes)."""
+        return {
+            "id": self.id,
+            "task": self.task,
+            "image": self.image,
+            "question": self.question,
+            "choices": list(self.choices),
+            "answer": self.answer,
+            "answer_type": self.answer_type,
+            "bboxes": [[float(v) for v in b] for b in self.bboxes],
+            "width": int(self.width),
+            "height": int(self.height),
+            "page_id": self.page_id,
+            "source": self.source,
+            "panel_scope": self.panel_scope,
+            "skill": self.skill,
+        }
+
+
+def format_choices(choices: list[str]) -> str:
+    """Render options as ``"A. ...\\nB. ..."`` (the layout the prompts and lmms-eval use)."""
+    return "\n".join(f"{CHOICE_LETTERS[i]}. {c}" for i, c in enumerate(choices))
