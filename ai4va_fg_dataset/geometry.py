@@ -242,3 +242,38 @@ def crop_image(image, box: Sequence[float]):
         raise GeometryError(f"crop box {list(box)!r} does not overlap the {image.width}x{image.height} image")
     x1, y1, x2, y2 = clipped
     return image.crop((math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2)))
+
+
+def expand_to_min_size(box: Sequence[float], min_size: float, width: float, height: float) -> BBox:
+    """Grow ``box`` around its centre so each side is at least ``min_size`` pixels, staying inside the image.
+
+    A side shorter than ``min_size`` is widened symmetrically; if that crosses the border the box is
+    shifted back inside. Where the image itself is smaller than ``min_size`` on an axis the box spans
+    the whole axis. Used by the zoom tool (method.md section 4: crops have a minimum size, e.g. 28 px,
+    one Qwen2.5-VL patch-merge unit).
+
+    Args:
+        box: ``(x1, y1, x2, y2)`` in pixels, already inside ``[0, width] x [0, height]``.
+        min_size: minimum side length in pixels.
+        width, height: image size in pixels.
+
+    Returns:
+        The grown box, inside the image.
+    """
+
+    def grow(lo: float, hi: float, limit: float) -> tuple[float, float]:
+        if hi - lo >= min_size:
+            return lo, hi
+        if limit <= min_size:
+            return 0.0, float(limit)
+        mid = (lo + hi) / 2.0
+        lo, hi = mid - min_size / 2.0, mid + min_size / 2.0
+        if lo < 0.0:
+            lo, hi = 0.0, float(min_size)
+        elif hi > limit:
+            lo, hi = float(limit) - min_size, float(limit)
+        return lo, hi
+
+    x1, x2 = grow(float(box[0]), float(box[2]), width)
+    y1, y2 = grow(float(box[1]), float(box[3]), height)
+    return (x1, y1, x2, y2)
