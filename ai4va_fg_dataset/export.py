@@ -1,0 +1,291 @@
+"""Export generated samples as a Hub-style Parquet dataset (one config per task).
+
+Layout (what ``datasets.load_dataset(out_dir, task)`` reads offline, see stack.md "datasets 5.x")::
+
+    <out_dir>/README.md                                   dataset card, YAML ``configs`` + ``dataset_info``
+    <out_dir>/<task>/<split>-00000-of-0000N.parquet       shards of at most 500 rows / ~200 MB
+
+Rows follow :mod:`ai4va_fg_dataset.schema` and are written with ``datasets`` itself
+(``Dataset.from_list(rows, features=schema.features()).to_parquet``), so the ``Image()`` column
+is stored the ``datasets`` way (``{"bytes", "path"}`` struct with embedded bytes) and the feature
+types travel in the Parquet schema metadata as well as in the card.
+
+Images are encoded exactly once, when a sample arrives: a ``PIL.Image`` (a page with marks drawn)
+becomes PNG bytes; ``bytes`` (the untouched page file) or a path to it are stored as they are, so
+JPEG pages are not decoded and re-encoded for tasks that draw nothing.
+
+Zero-row cases (checked against ``load_dataset`` of datasets 5.2, which raises ``Instruction
+"test" corresponds to no data!`` for an empty Parquet split): a split with no rows of a task is
+left out of that config, and a task with no samples gets no config; the card says which and why.
+
+The whole output is staged in a temporary sibling folder and moved into place with
+:func:`os.replace` only when complete (:func:`staging_dir`).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .dataset_card import CardInfo, write_card
+from .schema import SPLITS, TASKS, Sample, features
+
+logger = logging.getLogger(__name__)
+
+MAX_SHARD_ROWS = 500
+"""Most rows in one Parquet shard."""
+
+MAX_SHARD_BYTES = 200 * 1024 * 1024
+"""Most (image + text) bytes in one Parquet shard (~200 MB, the Hub's usual shard size)."""
+
+MAX_BUFFERED_BYTES = 512 * 1024 * 1024
+"""Most encoded bytes held in memory over all open shards; the largest is flushed early beyond it."""
+
+BUILD_MARKER = "build_report.json"
+"""A folder holding this file (or ``README.md`` with AI4VA-FG configs) is a previous build that may be replaced."""
+
+
+def encode_image(image: Any) -> dict[str, Any]:
+    """The ``Image()`` cell of a sample image: ``{"bytes": ..., "path": None}``.
+
+    Args:
+        image: a ``PIL.Image.Image`` (a page with marks drawn, encoded here as PNG), ``bytes``
+            (the original page file, kept as is), or a ``str`` / ``Path`` of the original file
+            (read as bytes).
+
+    Raises:
+        TypeError: any other type.
+        FileNotFoundError: a path that does not exist.
+    """
+    from PIL import Image as PILImage
+
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return {"bytes": bytes(image), "path": None}
+    if isinstance(image, (str, Path)):
+        return {"bytes": Path(image).read_bytes(), "path": None}
+    if isinstance(image, PILImage.Image):
+        if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
+            image = image.convert("RGB")
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", compress_level=1)
+        return {"bytes": buf.getvalue(), "path": None}
+    raise TypeError(f"sample image of type {type(image).__name__} is not a PIL image, bytes or a path")
+
+
+def sample_row(sample: Sample) -> dict[str, Any]:
+    """The dataset row of ``sample`` with its image encoded (see :func:`encode_image`)."""
+    row = sample.to_row()
+    row["image"] = encode_image(row["image"])
+    return row
+
+
+def _row_bytes(row: Mapping[str, Any]) -> int:
+    text = sum(len(str(row[k])) for k in ("id", "question", "answer", "page_id")) + sum(map(len, row["choices"]))
+    return len(row["image"]["bytes"] or b"") + text + 16 * len(row["bboxes"]) + 64
+
+
+class _ShardedSplit:
+    """The Parquet shards of one (task, split), written as ``<split>-NNNNN.partial`` then renamed."""
+
+    def __init__(self, folder: Path, split: str, max_rows: int, max_bytes: int):
+        self.folder, self.split = folder, split
+        self.max_rows, self.max_bytes = max_rows, max_bytes
+        self.rows: list[dict[str, Any]] = []
+        self.buffered = 0
+        self.partials: list[Path] = []
+        self.count = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        size = _row_bytes(row)
+        if self.rows and (len(self.rows) >= self.max_rows or self.buffered + size > self.max_bytes):
+            self.flush()
+        self.rows.append(row)
+        self.buffered += size
+        self.count += 1
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        from datasets import Dataset
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.split}-{len(self.partials):05d}.partial"
+        Dataset.from_list(self.rows, features=features()).to_parquet(str(path))
+        self.partials.append(path)
+        self.rows, self.buffered = [], 0
+
+    def finish(self) -> list[str]:
+        """Flush and rename the shards to ``<split>-0000i-of-0000N.parquet``; their names."""
+        self.flush()
+        n = len(self.partials)
+        names = []
+        for i, path in enumerate(self.partials):
+            name = f"{self.split}-{i:05d}-of-{n:05d}.parquet"
+            os.replace(path, self.folder / name)
+            names.append(name)
+        return names
+
+
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
+def write_parquet(
+    samples: Iterable[Sample],
+    out_dir: str | os.PathLike,
+    *,
+    splits: Mapping[str, str],
+    max_shard_rows: int = MAX_SHARD_ROWS,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+    max_buffered_bytes: int = MAX_BUFFERED_BYTES,
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, list[str]]]]:
+    """Write ``samples`` as Parquet shards under ``out_dir`` (not atomic; see :func:`write_dataset`).
+
+    Args:
+        samples: the samples, streamed (each image is encoded on arrival and the sample dropped).
+        out_dir: an existing folder (normally a staging folder).
+        splits: ``{page_id: split}`` from :func:`ai4va_fg_dataset.splits.assign_splits`.
+
+    Returns:
+        ``(counts, files)``: ``counts[task][split]`` rows (every split listed, 0 included) and
+        ``files[task][split]`` the shard paths relative to ``out_dir``, for tasks with rows only.
+
+    Raises:
+        ValueError: a sample whose ``page_id`` has no split, an unknown split name, or a duplicate
+            sample ``id``.
+    """
+    out = Path(out_dir)
+    writers: dict[tuple[str, str], _ShardedSplit] = {}
+    seen_ids: set[str] = set()
+    with _quiet_datasets():
+        for sample in samples:
+            if sample.id in seen_ids:
+                raise ValueError(f"duplicate sample id {sample.id!r}")
+            seen_ids.add(sample.id)
+            split = splits.get(sample.page_id)
+            if split is None:
+                raise ValueError(f"sample {sample.id!r}: page {sample.page_id!r} has no split assigned")
+            if split not in SPLITS:
+                raise ValueError(f"sample {sample.id!r}: unknown split {split!r}; expected one of {SPLITS}")
+            key = (sample.task, split)
+            if key not in writers:
+                writers[key] = _ShardedSplit(out / sample.task, split, max_shard_rows, max_shard_bytes)
+            writers[key].add(sample_row(sample))
+            if sum(w.buffered for w in writers.values()) > max_buffered_bytes:
+                max(writers.values(), key=lambda w: w.buffered).flush()
+        counts: dict[str, dict[str, int]] = {}
+        files: dict[str, dict[str, list[str]]] = {}
+        for task in TASKS:
+            if not any((task, s) in writers for s in SPLITS):
+                continue
+            counts[task] = {s: writers[(task, s)].count if (task, s) in writers else 0 for s in SPLITS}
+            files[task] = {
+                s: [f"{task}/{name}" for name in writers[(task, s)].finish()] for s in SPLITS if (task, s) in writers
+            }
+    return counts, files
+
+
+def write_dataset(
+    samples: Iterable[Sample],
+    out_dir: str | os.PathLike,
+    *,
+    splits: Mapping[str, str],
+    card: CardInfo | None = None,
+    atomic: bool = True,
+    **shard_options: int,
+) -> dict[str, dict[str, int]]:
+    """Write the Parquet dataset and its ``README.md`` card to ``out_dir``.
+
+    Args:
+        samples: generated samples (any order; streamed).
+        out_dir: the dataset folder. With ``atomic=True`` (default) it is built in a temporary
+            sibling folder and moved into place only when complete (:func:`staging_dir`); with
+            ``atomic=False`` it must exist and is written in place (the build stages it itself).
+        splits: ``{page_id: split}``.
+        card: what the card says besides counts and features (sources, skipped tasks, seed).
+        shard_options: ``max_shard_rows`` / ``max_shard_bytes`` / ``max_buffered_bytes``.
+
+    Returns:
+        ``counts[task][split]`` for every task that has samples.
+
+    Raises:
+        ValueError: see :func:`write_parquet`; ``FileExistsError``: see :func:`staging_dir`.
+    """
+    if atomic:
+        with staging_dir(out_dir) as tmp:
+            return write_dataset(samples, tmp, splits=splits, card=card, atomic=False, **shard_options)
+    counts, files = write_parquet(samples, out_dir, splits=splits, **shard_options)
+    write_card(Path(out_dir), counts, files, card or CardInfo())
+    return counts
+
+
+def _is_previous_build(path: Path) -> bool:
+    if not any(path.iterdir()):
+        return True
+    if (path / BUILD_MARKER).is_file():
+        return True
+    readme = path / "README.md"
+    return readme.is_file() and "AI4VA-FG" in readme.read_text(encoding="utf-8", errors="replace")[:4000]
+
+
+@contextmanager
+def staging_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary folder next to ``out_dir``; on success it replaces ``out_dir``.
+
+    On an exception the temporary folder is deleted and an existing ``out_dir`` is left untouched.
+    On success an existing ``out_dir`` is first renamed aside, the new folder is moved in with
+    :func:`os.replace`, and the old one is deleted (restored if the move fails).
+
+    Raises:
+        FileExistsError: ``out_dir`` exists, is not empty and is not a previous AI4VA-FG build
+            (no ``build_report.json`` or AI4VA-FG card): refusing to delete someone's folder.
+        NotADirectoryError: ``out_dir`` is a file.
+    """
+    out = Path(out_dir).absolute()
+    if out.exists():
+        if not out.is_dir():
+            raise NotADirectoryError(f"output {out} exists and is not a folder")
+        if not _is_previous_build(out):
+            raise FileExistsError(
+                f"output folder {out} exists and is not a previous AI4VA-FG build; choose another --out"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the final folder gets normal permissions
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / "previous")
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old / "previous", out)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

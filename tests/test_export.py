@@ -1,0 +1,189 @@
+"""Parquet export + dataset card: round trip through load_dataset in a fresh Python, card YAML,
+sharding, empty splits / tasks, atomic replacement of the output folder."""
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ai4va_fg_dataset.dataset_card import CardInfo, SourceInfo
+from ai4va_fg_dataset.export import staging_dir, write_dataset
+from ai4va_fg_dataset.schema import Sample, features
+from ai4va_fg_dataset.splits import assign_splits
+
+PAGES = [f"acbf/book/{i:02d}" for i in range(10)]
+SPLITS = assign_splits(PAGES, seed=0)
+
+
+def _jpeg(i: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (10 * i, 100, 200)).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _samples():
+    out = []
+    for i, page in enumerate(PAGES):
+        drawn = Image.new("RGB", (80, 60), (i * 20, 0, 0))
+        drawn.putpixel((3, 4), (1, 2, 3))
+        out.append(
+            Sample(id=f"depth_comparison/{page}/0", task="depth_comparison", image=drawn,
+                   question=f"Which is closer {i}?", choices=["left", "right"], answer="AB"[i % 2],
+                   answer_type="choice", page_id=page, source="acbf", width=80, height=60,
+                   bboxes=[[1.5, 2.0, 30.25, 20.0], [40, 10, 79, 59]])
+        )
+        if SPLITS[page] != "test":  # panel_reordering gets no test rows: that split is left out
+            out.append(
+                Sample(id=f"panel_reordering/{page}/0", task="panel_reordering", image=_jpeg(i),
+                       question="Where does the panel go?", choices=["1", "2"], answer="A",
+                       answer_type="choice", page_id=page, source="acbf", width=64, height=48)
+            )
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "ds"
+    card = CardInfo(sources=[SourceInfo("acbf", 10, "CC BY-NC-SA 3.0 US", "Cory Doctorow")],
+                    skipped_tasks={"character_counting": "no character identities in acbf"}, seed=0)
+    counts = write_dataset(_samples(), out, splits=SPLITS, card=card, max_shard_rows=3)
+    return out, counts
+
+
+def _env(tmp: Path):
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+            "HF_DATASETS_CACHE": str(tmp / "hf_cache"), "HF_HOME": str(tmp / "hf_home")}
+
+
+def test_counts_and_shards(built):
+    out, counts = built
+    assert counts == {
+        "depth_comparison": {"train": 8, "validation": 1, "test": 1},
+        "panel_reordering": {"train": 8, "validation": 1, "test": 0},
+    }
+    assert sorted(p.name for p in (out / "depth_comparison").iterdir()) == [
+        "test-00000-of-00001.parquet", "train-00000-of-00003.parquet", "train-00001-of-00003.parquet",
+        "train-00002-of-00003.parquet", "validation-00000-of-00001.parquet"]
+    assert not list((out / "panel_reordering").glob("test-*"))
+    assert not list(out.rglob("*.partial"))
+    assert not (out / "character_counting").exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".ds.")]  # no staging leftovers
+
+
+def test_card_yaml(built):
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCard
+
+    out, _ = built
+    card = DatasetCard.load(out / "README.md")
+    configs = {c["config_name"]: c for c in card.data["configs"]}
+    assert set(configs) == {"depth_comparison", "panel_reordering"}
+    splits = {d["split"]: d["path"] for d in configs["panel_reordering"]["data_files"]}
+    assert set(splits) == {"train", "validation"}
+    for paths in splits.values():
+        assert all((out / p).is_file() for p in paths)
+    infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    assert infos["depth_comparison"].features == features()
+    assert infos["depth_comparison"].splits["test"].num_examples == 1
+    text = card.text
+    assert "| `depth_comparison` | 8 | 1 | 1 | 10 |" in text
+    assert "`character_counting`: no samples (no character identities in acbf)" in text
+    assert "`panel_reordering` has no `test` rows" in text
+    assert "CC BY-NC-SA 3.0 US" in text and "2511.06490" in text
+    assert "| bboxes | list[list[float32, 4]] |" in text
+
+
+def test_round_trip_load_dataset_in_fresh_python(built, tmp_path):
+    out, _ = built
+    script = textwrap.dedent(
+        f"""
+        import hashlib, json
+        from datasets import load_dataset, Image
+        ds = load_dataset({str(out)!r}, "depth_comparison")
+        pr = load_dataset({str(out)!r}, "panel_reordering")
+        f = ds["train"].features
+        rows = sorted(ds["train"], key=lambda r: r["id"])
+        raw = pr["train"].cast_column("image", Image(decode=False))
+        print(json.dumps({{
+            "splits": {{k: v.num_rows for k, v in ds.items()}},
+            "pr_splits": sorted(pr.keys()),
+            "image_feature": type(f["image"]).__name__,
+            "bboxes_feature": repr(f["bboxes"]),
+            "first": {{k: rows[0][k] for k in ("id", "question", "choices", "answer", "bboxes", "width", "height")}},
+            "pixel": list(rows[0]["image"].getpixel((3, 4))),
+            "format": rows[0]["image"].format,
+            "raw_sha": {{r["id"]: hashlib.sha256(r["image"]["bytes"]).hexdigest() for r in raw}},
+        }}))
+        """
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=_env(tmp_path),
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["splits"] == {"train": 8, "validation": 1, "test": 1}
+    assert got["pr_splits"] == ["train", "validation"]
+    assert got["image_feature"] == "Image"
+    assert got["bboxes_feature"] == "List(List(Value('float32'), length=4))"
+    first_page = sorted(p for p in PAGES if SPLITS[p] == "train")[0]
+    i = PAGES.index(first_page)
+    assert got["first"] == {
+        "id": f"depth_comparison/{first_page}/0", "question": f"Which is closer {i}?",
+        "choices": ["left", "right"], "answer": "AB"[i % 2],
+        "bboxes": [[1.5, 2.0, 30.25, 20.0], [40.0, 10.0, 79.0, 59.0]], "width": 80, "height": 60,
+    }
+    assert got["pixel"] == [1, 2, 3]  # drawn images are lossless PNG
+    assert got["format"] == "PNG"
+    for sid, sha in got["raw_sha"].items():  # raw page bytes are kept byte for byte
+        page = sid.split("/", 1)[1].rsplit("/", 1)[0]
+        assert sha == hashlib.sha256(_jpeg(PAGES.index(page))).hexdigest()
+
+
+def test_bad_samples_are_rejected(tmp_path):
+    s = _samples()
+    with pytest.raises(ValueError, match="duplicate sample id 'depth_comparison/acbf/book/00/0'"):
+        write_dataset([s[0], s[0]], tmp_path / "a", splits=SPLITS)
+    with pytest.raises(ValueError, match="page 'acbf/book/00' has no split"):
+        write_dataset([s[0]], tmp_path / "b", splits={})
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not list(tmp_path.iterdir())  # failed writes leave no staging folder behind
+
+
+def test_failed_write_keeps_previous_output(built, tmp_path):
+    out, _ = built
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+
+    def exploding():
+        yield from _samples()[:5]
+        raise RuntimeError("generator failed midway")
+
+    with pytest.raises(RuntimeError, match="midway"):
+        write_dataset(exploding(), out, splits=SPLITS, max_shard_rows=2)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+def test_successful_write_replaces_previous_output(tmp_path):
+    out = tmp_path / "ds"
+    write_dataset(_samples(), out, splits=SPLITS)
+    (out / "stale.txt").write_text("from the old build")
+    counts = write_dataset(_samples()[:1], out, splits=SPLITS)
+    assert sum(sum(c.values()) for c in counts.values()) == 1
+    assert not (out / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_refuses_to_replace_a_foreign_folder(tmp_path):
+    foreign = tmp_path / "home"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match="not a previous AI4VA-FG build"):
+        with staging_dir(foreign):
+            pass
+    assert (foreign / "thesis.tex").read_text() == "precious"
