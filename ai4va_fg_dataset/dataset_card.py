@@ -34,8 +34,10 @@ TASK_DESCRIPTIONS: dict[str, tuple[str, str, str]] = {
     "panel_understanding": (
         "open (LLM judge)",
         "the panel (described in words, not drawn)",
-        "Questions about one panel, located only by a reading-order phrase (\"the second panel of the "
-        "top row\"); questions and reference answers written by a VLM from the panel crop.",
+        (
+            "Questions about one panel, located only by a reading-order phrase (\"the second panel of the "
+            "top row\"); questions and reference answers written by a VLM from the panel crop."
+        ),
     ),
     "action_recognition": (
         "4 choices",
@@ -69,6 +71,12 @@ TASK_DESCRIPTIONS: dict[str, tuple[str, str, str]] = {
     ),
 }
 """Per task: answer type, grounding boxes, one-line description (method.md section 2 table)."""
+
+
+LICENSE_NOTE = (
+    "Each page keeps the licence of its source; respect the attribution and share-alike / "
+    "non-commercial terms listed above when redistributing."
+)
 
 
 @dataclass
@@ -229,8 +237,7 @@ def card_body(counts: dict[str, dict[str, int]], info: CardInfo) -> str:
         parts += ["", "## Sources", "", "| source | pages | license | attribution |", "|---|---:|---|---|"]
         for src in info.sources:
             parts.append(f"| {src.name} | {src.pages} | {src.license or 'see source'} | {src.attribution or '-'} |")
-        parts += ["", "Each page keeps the licence of its source; respect the attribution and "
-                  "share-alike / non-commercial terms listed above when redistributing."]
+        parts += ["", LICENSE_NOTE]
     if info.notes:
         parts += ["", "## Build notes", ""] + [f"- {n}" for n in info.notes]
     parts += ["", "## Citation", "", "```bibtex", CITATION, "```", ""]
