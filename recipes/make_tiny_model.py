@@ -50,10 +50,12 @@ SPECIAL_TOKENS = [
     "<|vision_end|>",
     "<|image_pad|>",
     "<|video_pad|>",
-    "<tool_call>",
-    "</tool_call>",
 ]
-"""Qwen2.5-VL special tokens the tiny tokenizer knows (ids 0..8, in this order)."""
+"""Qwen2.5-VL special tokens the tiny tokenizer knows (ids 0..6, in this order)."""
+
+TOOL_TOKENS = ["<tool_call>", "</tool_call>"]
+"""Added as single, *non-special* tokens (after the BPE vocabulary), as in Qwen2.5's tokenizer: they survive
+``decode(skip_special_tokens=True)``, so a decoded completion keeps its tool calls."""
 
 QWEN2_SPLIT_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
@@ -67,7 +69,7 @@ MIN_PIXELS = 3136
 MAX_PIXELS = 12544
 
 # Bump when the recipe changes so existing tiny checkpoints are rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 STAMP_FILE = "tiny_model_recipe.json"
 
 
@@ -101,7 +103,7 @@ def build_tokenizer():
         ``transformers.Qwen2Tokenizer`` with the :data:`SPECIAL_TOKENS`; ``<|im_end|>`` is the eos
         token and ``<|endoftext|>`` the pad token, as in Qwen2.5-VL-Instruct.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
 
     tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
@@ -121,6 +123,7 @@ def build_tokenizer():
         show_progress=False,
     )
     tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in TOOL_TOKENS])
     tokenizer = Qwen2Tokenizer(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
@@ -156,7 +159,7 @@ def build_model(tokenizer, seed: int):
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS + TOOL_TOKENS}
     config = Qwen2_5_VLConfig(
         text_config={
             "vocab_size": len(tokenizer),

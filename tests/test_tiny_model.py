@@ -93,3 +93,6 @@ def test_loads_renders_tools_and_generates(tiny):
     assert 1 <= len(new) <= 12
     for suppressed in ("<|image_pad|>", "<|video_pad|>"):
         assert tok.convert_tokens_to_ids(suppressed) not in new
+    # Tool-call tags are single non-special tokens (as in Qwen2.5): decoding keeps them.
+    call = '<tool_call>\n{"name": "image_zoom_in_tool"}\n</tool_call><|im_end|>'
+    assert tok.decode(tok(call).input_ids, skip_special_tokens=True) == call.replace("<|im_end|>", "")
