@@ -244,6 +244,24 @@ def _is_previous_build(path: Path) -> bool:
     return readme.is_file() and "AI4VA-FG" in readme.read_text(encoding="utf-8", errors="replace")[:4000]
 
 
+def check_output_dir(out_dir: str | os.PathLike) -> Path:
+    """The absolute ``out_dir`` if it may be (re)written: missing, empty or a previous build.
+
+    Raises:
+        FileExistsError: ``out_dir`` exists, is not empty and is not a previous AI4VA-FG build.
+        NotADirectoryError: ``out_dir`` is a file.
+    """
+    out = Path(out_dir).absolute()
+    if out.exists():
+        if not out.is_dir():
+            raise NotADirectoryError(f"output {out} exists and is not a folder")
+        if not _is_previous_build(out):
+            raise FileExistsError(
+                f"output folder {out} exists and is not a previous AI4VA-FG build; choose another --out"
+            )
+    return out
+
+
 @contextmanager
 def staging_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary folder next to ``out_dir``; on success it replaces ``out_dir``.
@@ -257,14 +275,7 @@ def staging_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
             (no ``build_report.json`` or AI4VA-FG card): refusing to delete someone's folder.
         NotADirectoryError: ``out_dir`` is a file.
     """
-    out = Path(out_dir).absolute()
-    if out.exists():
-        if not out.is_dir():
-            raise NotADirectoryError(f"output {out} exists and is not a folder")
-        if not _is_previous_build(out):
-            raise FileExistsError(
-                f"output folder {out} exists and is not a previous AI4VA-FG build; choose another --out"
-            )
+    out = check_output_dir(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     umask = os.umask(0)

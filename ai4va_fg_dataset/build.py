@@ -1,0 +1,373 @@
+"""The AI4VA-FG build: annotations -> pages -> splits -> samples -> Parquet dataset.
+
+One call of :func:`build` runs the whole pipeline of method.md section 2:
+
+1. load every source with its adapter (:func:`ai4va_fg_dataset.adapters.load_source`) under one
+   :class:`~ai4va_fg_dataset.errors.BadRecordLog` (strict unless ``skip_bad``);
+2. split the pages (:func:`ai4va_fg_dataset.splits.assign_splits`, by page, seeded);
+3. generate the samples of every requested task (:func:`ai4va_fg_dataset.tasks.generate_samples`)
+   with a progress bar over pages;
+4. write the Parquet configs and the dataset card (:mod:`ai4va_fg_dataset.export`), a
+   ``contact_sheet.png`` and ``build_report.json``.
+
+Everything is written to a temporary folder next to ``out_dir`` that replaces ``out_dir`` only
+when the build is complete: a failed build leaves a previous ``out_dir`` untouched.
+
+``build_report.json`` holds: the sources (adapter, path, pages, what each can feed and why not),
+the bad records skipped, per task the skip reasons of the generators, the counts per task and
+split, timings, the seed and the library versions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .dataset_card import CardInfo, SourceInfo
+from .errors import AnnotationError, BadRecordLog
+from .export import BUILD_MARKER, check_output_dir, staging_dir, write_dataset
+from .page import Page
+from .schema import SPLITS, TASKS, Sample
+from .splits import DEFAULT_RATIOS, assign_splits
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PU_QUESTIONS = 3
+"""Questions per panel asked of the VLM for Panel Understanding (method.md section 2: "N
+objective VQA pairs")."""
+
+CONTACT_SHEET = "contact_sheet.png"
+
+
+@dataclass
+class SourceSpec:
+    """One ``--source NAME --path PATH`` pair with adapter options (e.g. ``image_root``)."""
+
+    name: str
+    path: Path
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuildResult:
+    """What :func:`build` made.
+
+    Attributes:
+        out_dir: the dataset folder.
+        counts: ``{task: {split: rows}}`` for every task with samples.
+        report: the content of ``build_report.json``.
+    """
+
+    out_dir: Path
+    counts: dict[str, dict[str, int]]
+    report: dict[str, Any]
+
+    @property
+    def bad_records(self) -> list[dict[str, str]]:
+        """The skipped bad records (``file``, ``record``, ``reason``)."""
+        return self.report["bad_records"]
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("ai4va-fg", "datasets", "pyarrow", "pillow", "huggingface_hub", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def _as_spec(source: SourceSpec | Sequence[Any]) -> SourceSpec:
+    if isinstance(source, SourceSpec):
+        return source
+    name, path, *rest = source
+    return SourceSpec(str(name), Path(path), dict(rest[0]) if rest else {})
+
+
+def expand_sources(sources: Sequence[SourceSpec | Sequence[Any]]) -> list[SourceSpec]:
+    """Resolve ``auto`` entries with :func:`ai4va_fg_dataset.adapters.detect_sources`.
+
+    Args:
+        sources: ``SourceSpec`` or ``(name, path)`` / ``(name, path, options)`` tuples.
+
+    Raises:
+        ValueError: an ``auto`` folder with no recognisable dataset, or an unknown source name.
+        FileNotFoundError: a path that does not exist.
+    """
+    from .adapters import ADAPTERS, detect_sources
+
+    out: list[SourceSpec] = []
+    for spec in map(_as_spec, sources):
+        if not spec.path.exists():
+            raise FileNotFoundError(f"source {spec.name}: path {spec.path} does not exist")
+        if spec.name == "auto":
+            for name, path in detect_sources(spec.path):
+                out.append(SourceSpec(name, Path(path), _options_for(name, spec.options)))
+        elif spec.name not in ADAPTERS:
+            raise ValueError(f"unknown source {spec.name!r}; known: auto, {', '.join(sorted(ADAPTERS))}")
+        else:
+            out.append(SourceSpec(spec.name, spec.path, _options_for(spec.name, spec.options)))
+    return out
+
+
+def _options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Drop options an adapter does not take (``image_root`` is for COCO-form sources only)."""
+    if name in ("coco", "ai4va"):
+        return dict(options)
+    return {k: v for k, v in options.items() if k != "image_root"}
+
+
+def load_pages(
+    specs: Sequence[SourceSpec], log: BadRecordLog
+) -> tuple[list[Page], list[dict[str, Any]]]:
+    """Load every source; returns the pages and one report entry per source.
+
+    Pages whose id repeats one of an earlier source (the same data given twice) are bad records.
+
+    Raises:
+        AnnotationError: the first bad record in strict mode.
+    """
+    from .adapters import ADAPTERS
+
+    pages: list[Page] = []
+    entries = []
+    seen: set[str] = set()
+    for spec in specs:
+        adapter = ADAPTERS[spec.name](**spec.options)
+        fresh = []
+        for page in adapter.load(spec.path, log=log):
+            if page.page_id in seen:
+                log.report(AnnotationError(str(spec.path), f"page {page.page_id}",
+                                           "page id already loaded from another source (the same data given twice?)"))
+                continue
+            seen.add(page.page_id)
+            fresh.append(page)
+        pages.extend(fresh)
+        entries.append(
+            {
+                "name": spec.name,
+                "path": str(spec.path),
+                "options": {k: str(v) for k, v in spec.options.items()},
+                "pages": len(fresh),
+                "feeds": dict(type(adapter).feeds),
+                "capabilities": adapter.capabilities(fresh),
+                "licenses": sorted({p.license for p in fresh if p.license}),
+                "attributions": sorted({p.attribution for p in fresh if p.attribution}),
+            }
+        )
+    return pages, entries
+
+
+def _make_generators(pu_client: Any, pu_questions: int) -> dict[str, Any] | None:
+    """The generator set: the default one, with Panel Understanding bound to ``pu_client``."""
+    if pu_client is None:
+        return None
+    from .tasks import GENERATORS
+    from .tasks.panel_understanding import PanelUnderstandingGenerator
+
+    return {**GENERATORS, "panel_understanding": PanelUnderstandingGenerator(client=pu_client,
+                                                                               questions=pu_questions)}
+
+
+def _drain(samples: list[Sample]) -> Iterator[Sample]:
+    """Yield and forget the samples one by one (each image is freed once it is encoded)."""
+    samples.reverse()
+    while samples:
+        yield samples.pop()
+
+
+def _progress_bar(total: int, console) -> tuple[Any, Callable[..., None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TextColumn("pages"),
+                   TimeElapsedColumn(), console=console, transient=True)
+    task = bar.add_task("pages", total=total)
+
+    def advance(*_args: Any, **_kwargs: Any) -> None:
+        bar.advance(task, 1)
+
+    return bar, advance
+
+
+def build(
+    sources: Sequence[SourceSpec | Sequence[Any]],
+    out_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    tasks: Sequence[str] | None = None,
+    skip_bad: bool = False,
+    pu_client: Any = None,
+    pu_questions: int = DEFAULT_PU_QUESTIONS,
+    contact_sheet: bool = True,
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+    console: Any = None,
+) -> BuildResult:
+    """Build the AI4VA-FG dataset from ``sources`` into ``out_dir``.
+
+    Args:
+        sources: ``(name, path)`` pairs (``name`` an adapter of
+            :data:`ai4va_fg_dataset.adapters.ADAPTERS` or ``"auto"``), optionally with a third
+            item of adapter options (``{"image_root": ...}``), or :class:`SourceSpec` objects.
+        out_dir: the dataset folder (replaced atomically when the build completes).
+        seed: seed of the splits, the sampling of questions and the contact sheet.
+        tasks: task names to build (default: all of :data:`~ai4va_fg_dataset.schema.TASKS`).
+        skip_bad: skip and report bad annotation records instead of stopping at the first.
+        pu_client: a VLM client for Panel Understanding
+            (:func:`ai4va_fg_dataset.vlm_client.make_client`); without one that task is skipped.
+        pu_questions: questions per panel asked of the VLM.
+        contact_sheet: also write ``contact_sheet.png``.
+        ratios: train / validation / test page fractions.
+        console: a ``rich.console.Console`` for the table and progress (default: stdout).
+
+    Returns:
+        a :class:`BuildResult`.
+
+    Raises:
+        AnnotationError: a bad record in strict mode (names the file and the record).
+        ValueError: unknown task or source name, no pages loaded, nothing to build.
+        FileNotFoundError: a source path that does not exist.
+        FileExistsError: ``out_dir`` is a folder that is not a previous AI4VA-FG build.
+    """
+    from rich.console import Console
+
+    console = console or Console()
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    tasks = list(tasks) if tasks else list(TASKS)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
+
+    check_output_dir(out_dir)  # fail before the expensive part, not after it
+    log = BadRecordLog(skip_bad=skip_bad)
+    specs = expand_sources(sources)
+    pages, source_entries = load_pages(specs, log)
+    timings["load_s"] = time.perf_counter() - t0
+    if not pages:
+        raise ValueError("no pages were loaded from the given sources"
+                         + (f" ({len(log.records)} bad records skipped)" if log.records else ""))
+
+    t = time.perf_counter()
+    splits = assign_splits([p.page_id for p in pages], seed=seed, ratios=ratios)
+    timings["split_s"] = time.perf_counter() - t
+
+    from .tasks import generate_samples
+
+    t = time.perf_counter()
+    bar, advance = _progress_bar(len(pages), console)
+    with bar:
+        samples, skipped = generate_samples(pages, seed=seed, tasks=tasks,
+                                            generators=_make_generators(pu_client, pu_questions),
+                                            progress=advance)
+    timings["generate_s"] = time.perf_counter() - t
+    skipped_json = {task: dict(Counter(reasons).most_common()) for task, reasons in skipped.items() if reasons}
+
+    produced = Counter(s.task for s in samples)
+    if not samples:
+        raise ValueError("no samples were generated for tasks " + ", ".join(tasks) + "; reasons: "
+                         + json.dumps(_no_sample_reasons(tasks, produced, skipped_json, source_entries)))
+    no_samples = _no_sample_reasons(tasks, produced, skipped_json, source_entries)
+    sheet_samples = _pick_for_sheet(samples, seed) if contact_sheet else []
+
+    card = CardInfo(
+        sources=[
+            SourceInfo(e["name"], e["pages"], "; ".join(e["licenses"]), "; ".join(e["attributions"]))
+            for e in source_entries
+        ],
+        skipped_tasks=no_samples,
+        seed=seed,
+        languages=sorted({p.language for p in pages if p.language} & {"en"}) or ["en"],
+        notes=[f"{len(log.records)} bad annotation records were skipped (listed in build_report.json)"]
+        if log.records else [],
+    )
+    with staging_dir(out_dir) as tmp:
+        t = time.perf_counter()
+        counts = write_dataset(_drain(samples), tmp, splits=splits, card=card, atomic=False)
+        timings["export_s"] = time.perf_counter() - t
+        if sheet_samples:
+            from .contact_sheet import make_contact_sheet
+
+            t = time.perf_counter()
+            make_contact_sheet(sheet_samples, tmp / CONTACT_SHEET, n=len(sheet_samples), seed=seed)
+            timings["contact_sheet_s"] = time.perf_counter() - t
+        timings["total_s"] = time.perf_counter() - t0
+        report = {
+            "seed": seed,
+            "tasks_requested": tasks,
+            "skip_bad": skip_bad,
+            "sources": source_entries,
+            "pages": len(pages),
+            "pages_per_split": dict(Counter(splits.values())),
+            "bad_records": log.to_json(),
+            "skipped": skipped_json,
+            "tasks_without_samples": no_samples,
+            "counts": counts,
+            "total_samples": sum(sum(c.values()) for c in counts.values()),
+            "panel_understanding_client": type(pu_client).__name__ if pu_client is not None else None,
+            "contact_sheet": CONTACT_SHEET if sheet_samples else None,
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+            "versions": _versions(),
+        }
+        (tmp / BUILD_MARKER).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = BuildResult(Path(out_dir), counts, report)
+    print_summary(result, console)
+    return result
+
+
+def _no_sample_reasons(tasks, produced, skipped_json, source_entries) -> dict[str, str]:
+    """Why each requested task has no sample: the sources that cannot feed it (their capability
+    reason) and, for the sources that could, the generator's most frequent skip reasons."""
+    out = {}
+    for task in tasks:
+        if produced.get(task):
+            continue
+        reasons = [f"{e['name']}: {e['capabilities'][task]}" for e in source_entries if e["capabilities"].get(task)]
+        if len(reasons) < len(source_entries):
+            gen = [f"{reason} (x{n})" for reason, n in list(skipped_json.get(task, {}).items())[:3]]
+            reasons.append("generator: " + ("; ".join(gen) if gen else "produced no sample"))
+        out[task] = "; ".join(reasons)
+    return out
+
+
+def _pick_for_sheet(samples: list[Sample], seed: int, n: int = 8) -> list[Sample]:
+    from .contact_sheet import select_samples
+
+    return select_samples(samples, n, seed)
+
+
+def print_summary(result: BuildResult, console) -> None:
+    """Print the per-task / per-split count table, the tasks without samples and bad records."""
+    from rich.table import Table
+
+    report = result.report
+    table = Table(title=f"AI4VA-FG: {report['pages']} pages -> {result.out_dir}")
+    table.add_column("task")
+    for split in SPLITS:
+        table.add_column(split, justify="right")
+    table.add_column("total", justify="right")
+    for task in TASKS:
+        if task in result.counts:
+            c = result.counts[task]
+            table.add_row(task, *(str(c[s]) for s in SPLITS), str(sum(c.values())))
+    totals = [sum(c[s] for c in result.counts.values()) for s in SPLITS]
+    table.add_row("all", *map(str, totals), str(sum(totals)), style="bold")
+    console.print(table)
+    pages = ", ".join(f"{e['name']} {e['pages']}" for e in report["sources"])
+    console.print(f"pages per source: {pages}; per split: {report['pages_per_split']}")
+    for task, reason in report["tasks_without_samples"].items():
+        console.print(f"[yellow]no {task} samples[/]: {reason}", highlight=False)
+    if report["bad_records"]:
+        console.print(f"[red]{len(report['bad_records'])} bad records skipped[/]:")
+        for r in report["bad_records"]:
+            console.print(f"  {r['file']}: {r['record']}: {r['reason']}", highlight=False, markup=False)
+    console.print(f"build report: {result.out_dir / BUILD_MARKER}  ({report['timings']['total_s']:.1f} s)")

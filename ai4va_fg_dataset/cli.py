@@ -1,0 +1,130 @@
+"""``ai4va-fg``: the command line of the AI4VA-FG builder.
+
+Subcommands::
+
+    ai4va-fg build --source auto --path DATA --out DIR [--seed 0] [--tasks t1,t2] [--skip-bad]
+                   [--source NAME --path P ...] [--image-root DIR] [--no-contact-sheet]
+                   [--pu-provider openai|gemini --pu-model M [--pu-base-url URL] [--pu-questions N]]
+    ai4va-fg push-to-hub DIR --repo-id OWNER/NAME [--private] [--token TOKEN]
+    ai4va-fg report ...            (lmms_eval_tasks.report: tables from lmms-eval results)
+
+Exit codes: 0 success; 2 bad input (a bad annotation record in strict mode — the message names
+the file and the record —, an unknown source or task, a missing path, an output folder that is not
+a previous build) or bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .schema import TASKS
+
+SOURCES = ("auto", "ai4va", "coco", "acbf", "openmantra", "mimi-eunice")
+"""``--source`` values: ``auto`` detects every dataset under ``--path``."""
+
+
+def _tasks(text: str) -> list[str]:
+    tasks = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise argparse.ArgumentTypeError(f"unknown task(s) {unknown or text!r}; choose from {', '.join(TASKS)}")
+    return tasks
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ai4va-fg`` (all subcommands)."""
+    parser = argparse.ArgumentParser(prog="ai4va-fg", description="Build and publish the AI4VA-FG benchmark.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log adapter warnings and debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="build the dataset from annotated comic pages",
+                       description="Build the AI4VA-FG Parquet dataset (one config per task) from annotations.")
+    b.add_argument("--source", action="append", choices=SOURCES, required=True,
+                   help="adapter of the next --path (repeatable, one per --path); auto detects datasets")
+    b.add_argument("--path", action="append", type=Path, required=True,
+                   help="annotation file or dataset folder (repeatable, paired with --source in order)")
+    b.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically when done)")
+    b.add_argument("--seed", type=int, default=0, help="seed of splits and question sampling (default 0)")
+    b.add_argument("--tasks", type=_tasks, default=None, help=f"comma-separated subset of: {', '.join(TASKS)}")
+    b.add_argument("--skip-bad", action="store_true",
+                   help="skip bad annotation records (listed in build_report.json) instead of stopping")
+    b.add_argument("--image-root", type=Path, default=None, help="image folder of COCO / AI4VA sources")
+    b.add_argument("--no-contact-sheet", action="store_true", help="do not write contact_sheet.png")
+    b.add_argument("--pu-provider", choices=("openai", "gemini"), default=None,
+                   help="VLM provider that writes Panel Understanding questions (needs its API key)")
+    b.add_argument("--pu-model", default=None, help="VLM model name, e.g. gemini-2.5-flash")
+    b.add_argument("--pu-base-url", default=None, help="OpenAI-compatible endpoint (vLLM, local server)")
+    b.add_argument("--pu-questions", type=int, default=None, help="questions per panel (default 3)")
+
+    p = sub.add_parser("push-to-hub", help="upload a built folder to a Hugging Face dataset repo")
+    p.add_argument("folder", type=Path, help="the built dataset folder")
+    p.add_argument("--repo-id", required=True, help="OWNER/NAME of the dataset repo")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--token", default=os.environ.get("HF_TOKEN"),
+                   help="Hub write token (default: $HF_TOKEN, else the cached login)")
+
+    sub.add_parser("report", add_help=False, help="result tables from lmms-eval outputs (lmms_eval_tasks.report)")
+    return parser
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .build import DEFAULT_PU_QUESTIONS, SourceSpec, build
+
+    if len(args.source) != len(args.path):
+        raise ValueError(f"{len(args.source)} --source but {len(args.path)} --path; give one --path per --source")
+    options = {"image_root": args.image_root} if args.image_root else {}
+    sources = [SourceSpec(name, path, options) for name, path in zip(args.source, args.path)]
+    pu_client = None
+    if args.pu_provider:
+        if not args.pu_model:
+            raise ValueError("--pu-provider needs --pu-model")
+        from .vlm_client import make_client
+
+        pu_client = make_client(args.pu_provider, args.pu_model, base_url=args.pu_base_url)
+    elif args.pu_model or args.pu_base_url:
+        raise ValueError("--pu-model / --pu-base-url need --pu-provider")
+    build(sources, args.out, seed=args.seed, tasks=args.tasks, skip_bad=args.skip_bad, pu_client=pu_client,
+          pu_questions=args.pu_questions or DEFAULT_PU_QUESTIONS, contact_sheet=not args.no_contact_sheet)
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .hub import push_to_hub
+
+    url = push_to_hub(args.folder, args.repo_id, private=args.private, token=args.token)
+    print(f"uploaded {args.folder} to {url}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ai4va-fg`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "report":
+        from lmms_eval_tasks.report import main as report_main  # lazy: the dataset never imports eval code
+
+        return int(report_main(argv[1:]) or 0)
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from .errors import AnnotationError
+
+    try:
+        if args.command == "build":
+            return _build(args)
+        return _push(args)
+    except AnnotationError as exc:
+        print(f"ai4va-fg: bad annotation: {exc}\n(use --skip-bad to skip bad records and list them in "
+              "build_report.json)", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
+        print(f"ai4va-fg: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
