@@ -22,6 +22,7 @@ import logging
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
 from ..geometry import parse_points
@@ -77,7 +78,7 @@ class AcbfAdapter(Adapter):
     """
 
     name = "acbf"
-    feeds = {
+    feeds: ClassVar[dict[str, str | None]] = {
         "panel_understanding": None,
         "action_recognition": _NO_CHARACTER_BOXES,
         "depth_comparison": _NO_CHARACTER_BOXES,

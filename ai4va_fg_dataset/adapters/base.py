@@ -17,6 +17,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
 from ..geometry import BBox, GeometryError, Polygon, check_inside, polygon_bbox
@@ -50,7 +51,7 @@ class Adapter(ABC):
     """
 
     name: str = ""
-    feeds: dict[str, str | None] = {}
+    feeds: ClassVar[dict[str, str | None]] = {}
 
     @abstractmethod
     def load(self, path: str | Path, *, log: BadRecordLog) -> list[Page]:

@@ -23,7 +23,7 @@ import logging
 import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
 from ..geometry import GeometryError, Polygon, polygon_area, polygon_bbox, polygon_from_flat, xywh_to_xyxy
@@ -170,7 +170,7 @@ class CocoAdapter(Adapter):
     """
 
     name = "coco"
-    feeds = {
+    feeds: ClassVar[dict[str, str | None]] = {
         "panel_understanding": None,
         "action_recognition": None,
         "depth_comparison": None,
@@ -233,7 +233,7 @@ class CocoAdapter(Adapter):
         attribution = self.attribution or str(info.get("contributor") or info.get("description") or "")
 
         pages = []
-        for img_id, img in images.items():
+        for img in images.values():
             page = self._page(coco, img, file, log, licenses, attribution)
             if page is not None:
                 pages.append(page)
@@ -403,11 +403,11 @@ class CocoAdapter(Adapter):
             return None
 
         if ann.get("bbox") is not None:
-            box_fn = lambda: xywh_to_xyxy(ann["bbox"], where="bbox")  # noqa: E731
+            box_fn = lambda: xywh_to_xyxy(ann["bbox"], where="bbox")
         elif poly is not None:
-            box_fn = lambda: polygon_bbox(poly, where="segmentation")  # noqa: E731
+            box_fn = lambda: polygon_bbox(poly, where="segmentation")
         elif isinstance(seg, dict):
-            box_fn = lambda: xywh_to_xyxy(_rle_bbox(coco, ann), where="RLE mask")  # noqa: E731
+            box_fn = lambda: xywh_to_xyxy(_rle_bbox(coco, ann), where="RLE mask")
         else:
             log.report(AnnotationError(str(file), record, "no bbox and no segmentation"))
             return None
@@ -468,13 +468,11 @@ def _float_or_none(v, what: str) -> float | None:
     if v is None:
         return None
     try:
-        if isinstance(v, bool):
-            raise ValueError
-        f = float(v)
-        if not math.isfinite(f):
-            raise ValueError
+        f = math.nan if isinstance(v, bool) else float(v)
     except (TypeError, ValueError):
-        raise ValueError(f"{what} {v!r} is not a finite number") from None
+        f = math.nan
+    if not math.isfinite(f):
+        raise ValueError(f"{what} {v!r} is not a finite number")
     return f
 
 

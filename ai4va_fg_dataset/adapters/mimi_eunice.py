@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
 from ..geometry import as_bbox
@@ -81,7 +82,7 @@ class MimiEuniceAdapter(Adapter):
     """
 
     name = "mimi-eunice"
-    feeds = {
+    feeds: ClassVar[dict[str, str | None]] = {
         "panel_understanding": _NO_PANELS,
         "action_recognition": _NO_CHARACTERS,
         "depth_comparison": _NO_CHARACTERS,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
 from ..geometry import xywh_to_xyxy
@@ -50,7 +51,7 @@ class OpenMantraAdapter(Adapter):
     """
 
     name = "openmantra"
-    feeds = {
+    feeds: ClassVar[dict[str, str | None]] = {
         "panel_understanding": None,
         "action_recognition": _NO_CHARACTERS,
         "depth_comparison": _NO_CHARACTERS,
