@@ -27,7 +27,7 @@ def craphound():
 def _raw_frames(page_href: str) -> list[str]:
     """Frame ``points`` strings of one page, read from the raw XML text with a regex."""
     text = ACBF.read_text(encoding="utf-8")
-    block = re.search(rf'<image href="{page_href}"/>(.*?)</page>', text, re.S).group(1)
+    block = re.search(rf'<image href="{page_href}"/>(.*?)</page>', text, re.DOTALL).group(1)
     return re.findall(r'<frame points="([^"]+)"', block)
 
 

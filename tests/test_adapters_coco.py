@@ -222,16 +222,16 @@ def test_bad_page_strict_and_skip(tmp_path, case):
     images = ("page1.png", "page2.png")
     if case == "missing image":
         images = ("page1.png",)
-        mutate = lambda d: None  # noqa: E731
+        mutate = lambda d: None
         file, record = "page2.png", "image id=2 (page2.png)"
     elif case == "size mismatch":
-        mutate = lambda d: d["images"][1].update(width=W * 2)  # noqa: E731
+        mutate = lambda d: d["images"][1].update(width=W * 2)
         file, record = "ai4va.json", "image id=2 (page2.png)"
     elif case == "duplicated image id":
-        mutate = lambda d: d["images"].append({"id": 2, "file_name": "page3.png"})  # noqa: E731
+        mutate = lambda d: d["images"].append({"id": 2, "file_name": "page3.png"})
         file, record = "ai4va.json", "image id=2"
     else:
-        mutate = lambda d: d["images"].append({"id": 3, "file_name": "page2.png"})  # noqa: E731
+        mutate = lambda d: d["images"].append({"id": 3, "file_name": "page2.png"})
         file, record = "ai4va.json", "page ai4va/ai4va/page2"
     path = _bad_case(tmp_path, mutate, images=images)
     with pytest.raises(AnnotationError) as err:
