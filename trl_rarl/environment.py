@@ -1,0 +1,188 @@
+"""The zoom tool environment for ``GRPOTrainer(environment_factory=...)`` (method.md sections 4-5).
+
+TRL creates one :class:`ZoomEnvironment` per rollout, calls ``reset(**row)`` with the dataset row
+(``image``, ``bboxes``, ``width``, ``height``, ...) and exposes the public method
+``image_zoom_in_tool`` to the model as a tool. A call crops the page with
+:class:`ai4va_fg_dataset.zoom_tool.ZoomTool` (boxes in the frame the model sees, Qwen2.5-VL's resized
+image, mapped back to original pixels) and returns the crop as an image content block, which TRL
+appends to the next turn and to the forward pass. Every call is recorded on the environment
+(``env.tool.calls``) for the tool rewards and the zoom metrics.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from ai4va_fg_dataset.zoom_tool import ZoomResult, ZoomTool
+
+
+@dataclass(frozen=True)
+class VisionFrame:
+    """How a Qwen2/2.5-VL image processor resizes images (``smart_resize``).
+
+    Attributes:
+        patch_size: ViT patch side in pixels (14).
+        merge_size: spatial merge of patches into one visual token (2).
+        min_pixels, max_pixels: pixel budget of a resized image.
+    """
+
+    patch_size: int = 14
+    merge_size: int = 2
+    min_pixels: int = 56 * 56
+    max_pixels: int = 28 * 28 * 1280
+
+    @classmethod
+    def from_processor(cls, processing_class) -> VisionFrame:
+        """Read patch/merge size and the pixel budget from a processor or image processor."""
+        ip = getattr(processing_class, "image_processor", processing_class)
+        size = getattr(ip, "size", None) or {}
+        min_pixels = size.get("shortest_edge", getattr(ip, "min_pixels", None)) or cls.min_pixels
+        max_pixels = size.get("longest_edge", getattr(ip, "max_pixels", None)) or cls.max_pixels
+        return cls(int(ip.patch_size), int(ip.merge_size), int(min_pixels), int(max_pixels))
+
+    def resized(self, width: int, height: int) -> tuple[int, int]:
+        """``(width, height)`` the model sees for a ``width`` x ``height`` image (Qwen2-VL ``smart_resize``)."""
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        h, w = smart_resize(
+            height, width, factor=self.patch_size * self.merge_size, min_pixels=self.min_pixels, max_pixels=self.max_pixels
+        )
+        return w, h
+
+    def visual_tokens(self, width: int, height: int) -> int:
+        """Number of LLM visual tokens of a ``width`` x ``height`` image after resizing."""
+        w, h = self.resized(width, height)
+        return (w // (self.patch_size * self.merge_size)) * (h // (self.patch_size * self.merge_size))
+
+
+def as_pil(image: Any) -> Image.Image:
+    """A dataset ``image`` cell as an RGB ``PIL.Image`` (PIL, ``{"bytes": ...}``, raw bytes or a path).
+
+    Raises:
+        TypeError: any other type (the message names it).
+    """
+    if isinstance(image, Image.Image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    if isinstance(image, dict) and image.get("bytes") is not None:
+        return Image.open(io.BytesIO(image["bytes"])).convert("RGB")
+    if isinstance(image, dict) and image.get("path"):
+        return Image.open(image["path"]).convert("RGB")
+    if isinstance(image, (bytes, bytearray)):
+        return Image.open(io.BytesIO(image)).convert("RGB")
+    if isinstance(image, str):
+        return Image.open(image).convert("RGB")
+    raise TypeError(f"cannot read an image from a {type(image).__name__}")
+
+
+class ZoomEnvironment:
+    """One rollout's zoom tool (TRL ``environment_factory`` contract: ``reset`` + public tool methods).
+
+    Args:
+        frame: the processor's :class:`VisionFrame` (maps boxes from the model's frame; counts crop tokens).
+        min_size, max_aspect_ratio, max_calls: passed to :class:`~ai4va_fg_dataset.zoom_tool.ZoomTool`.
+    """
+
+    def __init__(
+        self,
+        frame: VisionFrame | None = None,
+        min_size: float = 28.0,
+        max_aspect_ratio: float = 100.0,
+        max_calls: int | None = 4,
+    ):
+        self.frame = frame or VisionFrame()
+        self.min_size = min_size
+        self.max_aspect_ratio = max_aspect_ratio
+        self.max_calls = max_calls
+        self.tool: ZoomTool | None = None
+        self.gt_boxes: list[tuple[float, float, float, float]] = []
+        self.crop_tokens: list[int] = []
+        self.page_size: tuple[int, int] = (0, 0)
+        self.reset_error: str | None = None
+
+    def reset(self, **row) -> None:
+        """Start a rollout on a dataset row.
+
+        Uses ``row["image_full"]`` (information-gap runs) or ``row["image"]`` as the page to crop from, the size
+        of ``row["image"]`` for the model's frame, and ``row["bboxes"]`` (GT, original pixels) for rewards. A row
+        whose image cannot be read leaves the environment without a tool (``reset_error`` set; calls then return
+        an error and the rollout scores zero tool reward) instead of crashing the run.
+        """
+        self.gt_boxes = [tuple(float(v) for v in b) for b in (row.get("bboxes") or [])]
+        self.crop_tokens = []
+        self.reset_error = None
+        try:
+            seen = as_pil(row["image"])
+            page = as_pil(row["image_full"]) if row.get("image_full") is not None else seen
+        except (KeyError, TypeError, OSError) as exc:
+            self.tool = None
+            self.page_size = (0, 0)
+            self.reset_error = f"no readable page image in row {row.get('id', '?')!r}: {exc}"
+            return None
+        self.page_size = page.size
+        self.tool = ZoomTool(
+            page,
+            model_frame_size=self.frame.resized(*seen.size),
+            min_size=self.min_size,
+            max_aspect_ratio=self.max_aspect_ratio,
+            max_calls=self.max_calls,
+        )
+        return None
+
+    def image_zoom_in_tool(self, bbox_2d: list[float], label: str | None = None) -> list[dict] | str:
+        """
+        Zoom in on a region of the image by cropping it with a bounding box, and return the crop as a new image.
+        Use it to look closely at characters, balloons or panels.
+
+        Args:
+            bbox_2d: The region to zoom in on as [x1, y1, x2, y2]: the top-left and bottom-right corners, in pixels of the image you see.
+            label: Optional name of the object or region being zoomed in on.
+
+        Returns:
+            The cropped region as an image, or an error message.
+        """
+        if self.tool is None:
+            return f"Error: {self.reset_error or 'the environment was not reset'}"
+        result: ZoomResult = self.tool(bbox_2d, label)
+        if not result.ok:
+            return result.text()
+        w, h = result.image.size
+        self.crop_tokens.append(self.frame.visual_tokens(w, h))
+        return [{"type": "image", "image": result.image}, {"type": "text", "text": result.text()}]
+
+    @property
+    def calls(self):
+        """The :class:`~ai4va_fg_dataset.zoom_tool.ZoomCallRecord` list of this rollout (empty before a call)."""
+        return self.tool.calls if self.tool is not None else []
+
+
+def zoom_environment_factory(processing_class, args) -> callable:
+    """An ``environment_factory`` for GRPOTrainer: ``() -> ZoomEnvironment`` configured from ``args``.
+
+    Args:
+        processing_class: the Qwen2.5-VL processor (for :class:`VisionFrame`).
+        args: a :class:`~trl_rarl.config.RARLConfig` (``zoom_min_size``, ``zoom_max_aspect_ratio``,
+            ``max_zoom_calls``).
+    """
+    frame = VisionFrame.from_processor(processing_class)
+
+    def factory() -> ZoomEnvironment:
+        return ZoomEnvironment(frame, args.zoom_min_size, args.zoom_max_aspect_ratio, args.max_zoom_calls)
+
+    return factory
+
+
+def downsample_to_pixels(image: Image.Image, max_pixels: int) -> Image.Image:
+    """Information gap (method.md section 5): shrink ``image`` to at most ``max_pixels`` pixels, keeping its aspect.
+
+    Returns ``image`` itself when it is already small enough.
+    """
+    w, h = image.size
+    if w * h <= max_pixels:
+        return image
+    scale = math.sqrt(max_pixels / (w * h))
+    return image.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC)
