@@ -36,22 +36,36 @@ def marker_radius(size: tuple[int, int]) -> int:
     return max(8, round(min(size) / 40))
 
 
-def marker_position(box: Sequence[float], size: tuple[int, int]) -> tuple[float, float]:
-    """Where to put the marker of an entity or panel box: just inside its top-left corner.
+def marker_position(box: Sequence[float], size: tuple[int, int], where: str = "corner") -> tuple[float, float]:
+    """Where to put the marker of an entity or panel box.
 
-    The disc sits ``radius`` pixels in from the corner (so it covers the box's corner, not the
-    figure in its middle) and is kept inside the image.
+    ``where="corner"``: just inside the top-left corner (covers the box's corner, not the figure
+    in its middle); ``"top"``: centred horizontally just inside the top edge (keeps the markers of
+    two overlapping entities apart); ``"center"``: the box centre (blanked panels). The disc is
+    kept inside the image.
 
     Args:
         box: ``(x1, y1, x2, y2)`` pixels.
         size: ``(width, height)`` of the image.
+        where: ``"corner"``, ``"top"`` or ``"center"``.
 
     Returns:
         The marker centre ``(x, y)`` in pixels.
+
+    Raises:
+        ValueError: unknown ``where``.
     """
     r = marker_radius(size)
-    x = min(max(box[0] + r, r), size[0] - r)
-    y = min(max(box[1] + r, r), size[1] - r)
+    if where == "corner":
+        x, y = box[0] + r, box[1] + r
+    elif where == "top":
+        x, y = (box[0] + box[2]) / 2, box[1] + r
+    elif where == "center":
+        x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    else:
+        raise ValueError(f"marker position {where!r} is not 'corner', 'top' or 'center'")
+    x = min(max(x, r), size[0] - r)
+    y = min(max(y, r), size[1] - r)
     return (float(x), float(y))
 
 
@@ -120,10 +134,22 @@ def draw_marks(
     return out
 
 
-def blank_region(image: Image.Image, box: Sequence[float], color: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
-    """A copy of ``image`` (RGB) with ``box`` (pixels) filled with ``color`` (white by default);
-    Panel Reordering blanks the panels it asks about this way."""
+def blank_region(
+    image: Image.Image,
+    box: Sequence[float],
+    color: tuple[int, int, int] = (255, 255, 255),
+    polygon: Sequence[tuple[float, float]] | None = None,
+) -> Image.Image:
+    """A copy of ``image`` (RGB) with a region filled with ``color`` (white by default).
+
+    Panel Reordering blanks the panels it asks about this way. The region is ``polygon`` (pixel
+    points) when given, so a panel's neighbours survive when boxes overlap, else ``box``.
+    """
     out = image.convert("RGB")
-    x1, y1, x2, y2 = (round(v) for v in box)
-    ImageDraw.Draw(out).rectangle((x1, y1, x2 - 1, y2 - 1), fill=color)
+    draw = ImageDraw.Draw(out)
+    if polygon:
+        draw.polygon([(float(x), float(y)) for x, y in polygon], fill=color, outline=color)
+    else:
+        x1, y1, x2, y2 = (round(v) for v in box)
+        draw.rectangle((x1, y1, x2 - 1, y2 - 1), fill=color)
     return out

@@ -76,6 +76,10 @@ def test_marker_position_inside_box_corner_and_image():
     # a box touching the image corner: marker stays inside the image
     assert marker_position((-5, -5, 50, 50), size) == (r, r)
     assert marker_position((395, 595, 400, 600), size) == (400 - r, 600 - r)
+    assert marker_position((100, 200, 300, 400), size, "top") == (200, 200 + r)
+    assert marker_position((100, 200, 300, 400), size, "center") == (200, 300)
+    with pytest.raises(ValueError, match="'middle'"):
+        marker_position((100, 200, 300, 400), size, "middle")
 
 
 def test_label_count_mismatch_is_an_error():
@@ -91,3 +95,9 @@ def test_blank_region_is_white_only_inside():
     assert out.mode == "RGB"
     assert out.getpixel((10, 20)) == (255, 255, 255) and out.getpixel((29, 39)) == (255, 255, 255)
     assert out.getpixel((30, 39)) == GREY and out.getpixel((9, 20)) == GREY
+
+
+def test_blank_region_polygon_spares_the_rest_of_the_box():
+    out = blank_region(_page(), (0, 0, 100, 100), polygon=[(0, 0), (100, 0), (0, 100)])
+    assert out.getpixel((10, 10)) == (255, 255, 255)
+    assert out.getpixel((90, 90)) == GREY
