@@ -34,16 +34,12 @@ from typing import Any
 
 from .dataset_card import CardInfo, SourceInfo
 from .errors import AnnotationError, BadRecordLog
-from .export import BUILD_MARKER, check_output_dir, staging_dir, write_dataset
+from .export import BUILD_MARKER, ImageEncoder, check_output_dir, staging_dir, write_dataset
 from .page import Page
 from .schema import SPLITS, TASKS, Sample
 from .splits import DEFAULT_RATIOS, assign_splits
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_PU_QUESTIONS = 3
-"""Questions per panel asked of the VLM for Panel Understanding (method.md section 2: "N
-objective VQA pairs")."""
 
 CONTACT_SHEET = "contact_sheet.png"
 
@@ -168,15 +164,36 @@ def load_pages(
     return pages, entries
 
 
-def _make_generators(pu_client: Any, pu_questions: int) -> dict[str, Any] | None:
-    """The generator set: the default one, with Panel Understanding bound to ``pu_client``."""
-    if pu_client is None:
-        return None
-    from .tasks import GENERATORS
-    from .tasks.panel_understanding import PanelUnderstandingGenerator
+def make_generators(pu_client: Any = None, pu_questions: int | None = None) -> dict[str, Any]:
+    """Fresh task generators (:func:`ai4va_fg_dataset.tasks.default_generators`), with Panel
+    Understanding bound to ``pu_client`` when one is given (``pu_questions`` per panel; ``None``:
+    the generator's default)."""
+    from .tasks import default_generators
 
-    return {**GENERATORS, "panel_understanding": PanelUnderstandingGenerator(client=pu_client,
-                                                                               questions=pu_questions)}
+    gens = default_generators()
+    if pu_client is not None:
+        from .tasks.panel_understanding import PanelUnderstandingGenerator
+
+        kwargs = {"questions": pu_questions} if pu_questions else {}
+        gens["panel_understanding"] = PanelUnderstandingGenerator(client=pu_client, **kwargs)
+    return gens
+
+
+class _EncodingGenerator:
+    """Wraps a task generator so the images of its samples go to the PNG encoder threads as soon
+    as they are made (the sample list then holds encoded bytes, not decoded pages)."""
+
+    def __init__(self, generator: Any, encoder: ImageEncoder):
+        self._generator, self._encoder = generator, encoder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._generator, name)
+
+    def generate(self, page: Page, rng: Any) -> list[Sample]:
+        made = self._generator.generate(page, rng)
+        for sample in made:
+            sample.image = self._encoder.submit(sample.image)
+        return made
 
 
 def _drain(samples: list[Sample]) -> Iterator[Sample]:
@@ -207,7 +224,7 @@ def build(
     tasks: Sequence[str] | None = None,
     skip_bad: bool = False,
     pu_client: Any = None,
-    pu_questions: int = DEFAULT_PU_QUESTIONS,
+    pu_questions: int | None = None,
     contact_sheet: bool = True,
     ratios: Sequence[float] = DEFAULT_RATIOS,
     console: Any = None,
@@ -224,7 +241,7 @@ def build(
         skip_bad: skip and report bad annotation records instead of stopping at the first.
         pu_client: a VLM client for Panel Understanding
             (:func:`ai4va_fg_dataset.vlm_client.make_client`); without one that task is skipped.
-        pu_questions: questions per panel asked of the VLM.
+        pu_questions: questions per panel asked of the VLM (default: the generator's).
         contact_sheet: also write ``contact_sheet.png``.
         ratios: train / validation / test page fractions.
         console: a ``rich.console.Console`` for the table and progress (default: stdout).
@@ -265,11 +282,10 @@ def build(
 
     t = time.perf_counter()
     bar, advance = _progress_bar(len(pages), console)
-    with bar:
-        samples, skipped = generate_samples(pages, seed=seed, tasks=tasks,
-                                            generators=_make_generators(pu_client, pu_questions),
-                                            progress=advance)
-    timings["generate_s"] = time.perf_counter() - t
+    with bar, ImageEncoder() as encoder:
+        gens = {name: _EncodingGenerator(g, encoder) for name, g in make_generators(pu_client, pu_questions).items()}
+        samples, skipped = generate_samples(pages, seed=seed, tasks=tasks, generators=gens, progress=advance)
+    timings["generate_s"] = time.perf_counter() - t  # includes encoding the drawn images (threads)
     skipped_json = {task: dict(Counter(reasons).most_common()) for task, reasons in skipped.items() if reasons}
 
     produced = Counter(s.task for s in samples)

@@ -57,9 +57,9 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-contact-sheet", action="store_true", help="do not write contact_sheet.png")
     b.add_argument("--pu-provider", choices=("openai", "gemini"), default=None,
                    help="VLM provider that writes Panel Understanding questions (needs its API key)")
-    b.add_argument("--pu-model", default=None, help="VLM model name, e.g. gemini-2.5-flash")
+    b.add_argument("--pu-model", default=None, help="VLM model name (default: the provider's default, e.g. gemini-2.5-flash)")
     b.add_argument("--pu-base-url", default=None, help="OpenAI-compatible endpoint (vLLM, local server)")
-    b.add_argument("--pu-questions", type=int, default=None, help="questions per panel (default 3)")
+    b.add_argument("--pu-questions", type=int, default=None, help="questions per panel (default: the Panel Understanding generator's)")
 
     p = sub.add_parser("push-to-hub", help="upload a built folder to a Hugging Face dataset repo")
     p.add_argument("folder", type=Path, help="the built dataset folder")
@@ -73,7 +73,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .build import DEFAULT_PU_QUESTIONS, SourceSpec, build
+    from .build import SourceSpec, build
 
     if len(args.source) != len(args.path):
         raise ValueError(f"{len(args.source)} --source but {len(args.path)} --path; give one --path per --source")
@@ -81,15 +81,13 @@ def _build(args: argparse.Namespace) -> int:
     sources = [SourceSpec(name, path, options) for name, path in zip(args.source, args.path)]
     pu_client = None
     if args.pu_provider:
-        if not args.pu_model:
-            raise ValueError("--pu-provider needs --pu-model")
         from .vlm_client import make_client
 
         pu_client = make_client(args.pu_provider, args.pu_model, base_url=args.pu_base_url)
     elif args.pu_model or args.pu_base_url:
         raise ValueError("--pu-model / --pu-base-url need --pu-provider")
     build(sources, args.out, seed=args.seed, tasks=args.tasks, skip_bad=args.skip_bad, pu_client=pu_client,
-          pu_questions=args.pu_questions or DEFAULT_PU_QUESTIONS, contact_sheet=not args.no_contact_sheet)
+          pu_questions=args.pu_questions, contact_sheet=not args.no_contact_sheet)
     return 0
 
 

@@ -14,6 +14,7 @@ import os
 import tempfile
 import textwrap
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ def _field(sample: Sample | Mapping[str, Any], name: str) -> Any:
 def _to_pil(image: Any):
     from PIL import Image
 
+    if isinstance(image, Future):  # an image still being encoded (export.ImageEncoder)
+        image = image.result()
     if isinstance(image, Image.Image):
         return image
     if isinstance(image, Mapping):  # a datasets Image() cell: {"bytes": ..., "path": ...}

@@ -29,10 +29,12 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from .dataset_card import CardInfo, write_card
 from .schema import SPLITS, TASKS, Sample, features
@@ -52,13 +54,19 @@ BUILD_MARKER = "build_report.json"
 """A folder holding this file (or ``README.md`` with AI4VA-FG configs) is a previous build that may be replaced."""
 
 
+PNG_COMPRESS_LEVEL = 1
+"""zlib level of drawn pages: on a 1000x1500 scanned page level 1 takes ~0.11 s for 2.2 MB, the
+PIL default 6 ~0.31 s for 2.1 MB (measured on this project's pages); lossless either way."""
+
+
 def encode_image(image: Any) -> dict[str, Any]:
     """The ``Image()`` cell of a sample image: ``{"bytes": ..., "path": None}``.
 
     Args:
         image: a ``PIL.Image.Image`` (a page with marks drawn, encoded here as PNG), ``bytes``
-            (the original page file, kept as is), or a ``str`` / ``Path`` of the original file
-            (read as bytes).
+            (the original page file, kept as is), a ``str`` / ``Path`` of the original file
+            (read as bytes), a finished cell dict, or a ``Future`` of any of these
+            (:class:`ImageEncoder`).
 
     Raises:
         TypeError: any other type.
@@ -66,6 +74,10 @@ def encode_image(image: Any) -> dict[str, Any]:
     """
     from PIL import Image as PILImage
 
+    if isinstance(image, Future):
+        image = image.result()
+    if isinstance(image, dict) and isinstance(image.get("bytes"), bytes):
+        return image
     if isinstance(image, (bytes, bytearray, memoryview)):
         return {"bytes": bytes(image), "path": None}
     if isinstance(image, (str, Path)):
@@ -74,9 +86,49 @@ def encode_image(image: Any) -> dict[str, Any]:
         if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
             image = image.convert("RGB")
         buf = io.BytesIO()
-        image.save(buf, format="PNG", compress_level=1)
+        image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         return {"bytes": buf.getvalue(), "path": None}
     raise TypeError(f"sample image of type {type(image).__name__} is not a PIL image, bytes or a path")
+
+
+class ImageEncoder:
+    """Encodes drawn page images to PNG in background threads while generation goes on.
+
+    Pillow releases the GIL while it compresses, so ``workers`` threads encode in parallel
+    (measured: 2 threads halve the wall time of PNG encoding on 2 cores). At most
+    ``max_pending`` images wait for encoding; :meth:`submit` blocks beyond that, which bounds the
+    memory held by decoded pages.
+
+    Use as a context manager; :meth:`submit` returns a ``Future`` of the ``Image()`` cell for a PIL
+    image and the value unchanged otherwise (bytes of an untouched page need no work).
+    """
+
+    def __init__(self, workers: int | None = None, max_pending: int | None = None):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.workers = workers or max(1, min(4, cores))
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="png")
+        self._slots = threading.BoundedSemaphore(max_pending or 2 * self.workers + 2)
+
+    def submit(self, image: Any) -> Any:
+        """Queue a PIL image for encoding (``Future`` of its cell); other values pass through."""
+        from PIL import Image as PILImage
+
+        if not isinstance(image, PILImage.Image):
+            return image
+        self._slots.acquire()
+        future = self._pool.submit(encode_image, image)
+        future.add_done_callback(lambda _f: self._slots.release())
+        return future
+
+    def close(self) -> None:
+        """Wait for the queued images and stop the threads."""
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def sample_row(sample: Sample) -> dict[str, Any]:
