@@ -354,3 +354,28 @@ def rarl_reward_funcs(args, judge: Callable | None = None) -> list[Callable]:
 def grpo_reward_funcs(mode: str = "think", judge: Callable | None = None) -> list[Callable]:
     """Vanilla GRPO rewards (method.md section 4): ``[format, accuracy]``."""
     return [functools.partial(format_reward, mode=mode), functools.partial(accuracy_reward, judge=judge)]
+
+
+JUDGE_PROMPT = (
+    "You grade answers to a question about a comic panel.\n"
+    "Question: {question}\nReference answer: {reference}\nCandidate answer: {prediction}\n"
+    "Is the candidate answer correct, i.e. does it agree with the reference in meaning? Reply with one word: yes or no."
+)
+
+
+def make_llm_judge(client) -> Callable[[str, str, str], float]:
+    """An LLM judge for open-ended accuracy (Panel Understanding, method.md section 3).
+
+    Args:
+        client: anything with ``generate(prompt, images) -> str`` (``ai4va_fg_dataset.vlm_client.make_client``).
+
+    Returns:
+        ``judge(question, reference, prediction) -> 1.0`` when the reply starts with "yes", else ``0.0``.
+        Client errors propagate to :func:`accuracy_score`, which scores them 0.
+    """
+
+    def judge(question: str, reference: str, prediction: str) -> float:
+        reply = client.generate(JUDGE_PROMPT.format(question=question, reference=reference, prediction=prediction), [])
+        return float(reply.strip().lower().startswith("yes"))
+
+    return judge

@@ -214,3 +214,7 @@ class ScheduleCallback(TrainerCallback, ExportableState):
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.stage = self.schedule.stage_index(state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        # global_step now counts the finished step: a checkpoint saved next holds the stage to resume in.
+        self.stage = self.schedule.stage_index(state.global_step)

@@ -1,0 +1,117 @@
+"""Distil SFT-R reasoning trajectories from a strong VLM, keeping only correct ones (method.md section 4).
+
+For each training question the teacher (any provider of ``ai4va_fg_dataset.vlm_client``: OpenAI or an
+OpenAI-compatible server such as a local ``vllm serve``, or Gemini) answers in ``think`` mode; a reply is
+kept when it is well formed (``<think>...</think><answer>...</answer>``) and its answer is correct
+(the same accuracy check as the RL reward). Up to ``--attempts`` tries per question. Output: JSONL of
+``{"id", "task", "trajectory"}`` written atomically, plus a summary of kept / wrong / malformed /
+failed requests per task; ``recipes/sft.py --variant sft_r --trajectories FILE`` trains on it.
+
+Usage::
+
+    python recipes/distill_sft_r.py --dataset_path build/ai4va_fg --provider gemini \\
+        --model gemini-2.5-pro --out build/sft_r_trajectories.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections import Counter
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ai4va_fg_dataset.prompts import build_prompt  # noqa: E402
+from ai4va_fg_dataset.schema import TASKS  # noqa: E402
+from trl_rarl.data import load_tasks  # noqa: E402
+from trl_rarl.environment import as_pil  # noqa: E402
+from trl_rarl.rewards import accuracy_score, extract_answer, format_score  # noqa: E402
+
+logger = logging.getLogger("distill_sft_r")
+
+
+def distill(rows, client, attempts: int = 1, judge=None) -> tuple[list[dict], Counter]:
+    """Ask ``client`` each question in ``think`` mode and keep the first correct, well-formed reply.
+
+    Args:
+        rows: AI4VA-FG rows (``id``, ``task``, ``image``, ``question``, ``choices``, ``answer``, ``answer_type``).
+        client: ``generate(prompt, images) -> str``.
+        attempts: tries per question.
+        judge: optional judge for open-ended answers (see ``trl_rarl.rewards.accuracy_score``).
+
+    Returns:
+        The kept records and counts ``{"<task>/kept" | "/wrong" | "/malformed" | "/error": n}``. A request that
+        raises is counted as an error and the question is retried / skipped, never fatal.
+    """
+    kept, stats = [], Counter()
+    for row in rows:
+        prompt = build_prompt(row["question"], row["choices"], "think")
+        image = as_pil(row["image"])
+        for _ in range(attempts):
+            try:
+                reply = client.generate(prompt, [image])
+            except Exception as exc:  # network/API errors: count, go on
+                logger.warning("%s: request failed: %s", row["id"], exc)
+                stats[f"{row['task']}/error"] += 1
+                continue
+            if not format_score(reply, "think"):
+                stats[f"{row['task']}/malformed"] += 1
+                continue
+            pred = extract_answer(reply)
+            if accuracy_score(pred, row["answer"], row["answer_type"], row["choices"], row["question"], judge) <= 0:
+                stats[f"{row['task']}/wrong"] += 1
+                continue
+            kept.append({"id": row["id"], "task": row["task"], "trajectory": reply.strip()})
+            stats[f"{row['task']}/kept"] += 1
+            break
+    return kept, stats
+
+
+def write_jsonl(records: list[dict], path: str) -> None:
+    """Write ``records`` as JSONL atomically (temp file in the same folder, then ``os.replace``)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit status (1 when nothing was kept)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset_path", required=True, help="built AI4VA-FG dataset folder")
+    p.add_argument("--out", required=True, help="output JSONL")
+    p.add_argument("--split", default="train")
+    p.add_argument("--tasks", default=",".join(t for t in TASKS if t != "panel_understanding"),
+                   help="comma-separated tasks")
+    p.add_argument("--provider", default="gemini", help="vlm_client provider (openai, gemini)")
+    p.add_argument("--model", default=None, help="teacher model (provider default if omitted)")
+    p.add_argument("--base_url", default=None, help="OpenAI-compatible server URL")
+    p.add_argument("--attempts", type=int, default=1, help="tries per question")
+    p.add_argument("--max_samples", type=int, default=None, help="first N rows only")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ai4va_fg_dataset.vlm_client import make_client
+
+    rows = load_tasks(a.dataset_path, [t for t in a.tasks.split(",") if t], a.split)
+    if a.max_samples:
+        rows = rows.select(range(min(a.max_samples, len(rows))))
+    client = make_client(a.provider, a.model, a.base_url)
+    kept, stats = distill(rows, client, a.attempts)
+    write_jsonl(kept, a.out)
+    logger.info("kept %d of %d questions -> %s; %s", len(kept), len(rows), a.out, dict(sorted(stats.items())))
+    return 0 if kept else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Vanilla GRPO baseline on AI4VA-FG: accuracy + format rewards, no tool (method.md section 4).
+
+Paper run (Qwen2.5-VL-7B, 8 GPUs, vLLM colocate)::
+
+    accelerate launch --config_file recipes/accelerate/zero2.yaml recipes/grpo.py \\
+        --config recipes/configs/grpo_qwen2_5_vl_7b.yaml --dataset_path build/ai4va_fg
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser, get_peft_config  # noqa: E402
+
+from ai4va_fg_dataset.schema import TASKS  # noqa: E402
+from trl_rarl.chat_template import install_tool_chat_template  # noqa: E402
+from trl_rarl.data import load_tasks, to_grpo_dataset  # noqa: E402
+from trl_rarl.rewards import grpo_reward_funcs  # noqa: E402
+
+def model_init_kwargs(model_args: ModelConfig) -> dict:
+    """``from_pretrained`` kwargs from the model arguments (dtype, attention implementation)."""
+    kwargs = {}
+    if model_args.dtype not in (None, "auto"):
+        kwargs["dtype"] = model_args.dtype
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    return kwargs
+
+
+logger = logging.getLogger("grpo")
+
+CLOSED_TASKS = tuple(t for t in TASKS if t != "panel_understanding")
+
+
+@dataclass
+class GRPOScriptArguments:
+    """Dataset and prompt options of the vanilla GRPO baseline."""
+
+    dataset_path: str = field(metadata={"help": "Built AI4VA-FG dataset folder."})
+    train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    train_tasks: list[str] = field(
+        default_factory=lambda: list(CLOSED_TASKS), metadata={"help": "Tasks to train on (default: closed-ended)."}
+    )
+    prompt_mode: str = field(default="think", metadata={"help": "Prompt mode: 'direct' or 'think'."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N rows."})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments and train vanilla GRPO."""
+    from transformers import AutoProcessor
+
+    parser = TrlParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if script_args.prompt_mode not in ("direct", "think"):
+        raise ValueError(f"vanilla GRPO prompt_mode must be 'direct' or 'think', got {script_args.prompt_mode!r}")
+    training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
+    train = load_tasks(script_args.dataset_path, script_args.train_tasks, script_args.train_split)
+    if script_args.max_train_samples:
+        train = train.select(range(min(script_args.max_train_samples, len(train))))
+    train = to_grpo_dataset(train, script_args.prompt_mode)
+    # Same template as evaluation and RARL (no tools are passed, so no tool block is rendered).
+    processor = install_tool_chat_template(
+        AutoProcessor.from_pretrained(model_args.model_name_or_path, padding_side="left")
+    )
+    trainer = GRPOTrainer(
+        model=model_args.model_name_or_path,
+        reward_funcs=grpo_reward_funcs(script_args.prompt_mode),
+        args=training_args,
+        train_dataset=train,
+        processing_class=processor,
+        peft_config=get_peft_config(model_args),
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+
+
+if __name__ == "__main__":
+    main()

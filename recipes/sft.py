@@ -1,0 +1,82 @@
+"""SFT baselines on AI4VA-FG with TRL's SFTTrainer (method.md section 4).
+
+* SFT-S: question -> ``<answer>X</answer>`` (``--variant sft_s``);
+* SFT-R: question -> distilled ``<think>...</think><answer>X</answer>`` trajectories, only correct ones
+  (``--variant sft_r --trajectories traj.jsonl``, from ``recipes/distill_sft_r.py``).
+
+Paper run (Qwen2.5-VL-7B, 4 GPUs: lr 1e-5, 3 epochs, batch 16, cosine, warmup 0.1)::
+
+    accelerate launch --config_file recipes/accelerate/zero2.yaml --num_processes 4 recipes/sft.py \\
+        --config recipes/configs/sft_s_qwen2_5_vl_7b.yaml --dataset_path build/ai4va_fg
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config  # noqa: E402
+
+from ai4va_fg_dataset.schema import TASKS  # noqa: E402
+from trl_rarl.chat_template import install_tool_chat_template  # noqa: E402
+from trl_rarl.data import load_tasks, load_trajectories, to_sft_dataset  # noqa: E402
+
+def model_init_kwargs(model_args: ModelConfig) -> dict:
+    """``from_pretrained`` kwargs from the model arguments (dtype, attention implementation)."""
+    kwargs = {}
+    if model_args.dtype not in (None, "auto"):
+        kwargs["dtype"] = model_args.dtype
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    return kwargs
+
+
+logger = logging.getLogger("sft")
+
+
+@dataclass
+class SFTScriptArguments:
+    """Dataset options of the SFT baselines."""
+
+    dataset_path: str = field(metadata={"help": "Built AI4VA-FG dataset folder."})
+    variant: str = field(default="sft_s", metadata={"help": "'sft_s' (answers) or 'sft_r' (reasoning).", "choices": ["sft_s", "sft_r"]})
+    trajectories: str | None = field(default=None, metadata={"help": "SFT-R trajectories JSONL (distill_sft_r.py)."})
+    train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    train_tasks: list[str] = field(
+        default_factory=lambda: [t for t in TASKS if t != "panel_understanding"],
+        metadata={"help": "Tasks to train on."},
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N rows."})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments and run SFT-S or SFT-R."""
+    from transformers import AutoProcessor
+
+    parser = TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
+    train = load_tasks(script_args.dataset_path, script_args.train_tasks, script_args.train_split)
+    if script_args.max_train_samples:
+        train = train.select(range(min(script_args.max_train_samples, len(train))))
+    trajectories = load_trajectories(script_args.trajectories) if script_args.trajectories else None
+    train = to_sft_dataset(train, script_args.variant, trajectories)
+    processor = install_tool_chat_template(AutoProcessor.from_pretrained(model_args.model_name_or_path))
+    trainer = SFTTrainer(
+        model=model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=train,
+        processing_class=processor,
+        peft_config=get_peft_config(model_args),
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+
+
+if __name__ == "__main__":
+    main()
