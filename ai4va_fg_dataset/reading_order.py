@@ -30,6 +30,7 @@ All boxes are ``(x1, y1, x2, y2)`` pixels (:mod:`ai4va_fg_dataset.geometry`).
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
 from typing import Literal
 
@@ -104,7 +105,7 @@ def _split(boxes: Sequence[BBox], idx: list[int], axis: int, tol: tuple[float, f
 def _clean_cut(boxes: Sequence[BBox], groups: list[list[int]], axis: int) -> bool:
     """True when no two boxes of different groups overlap along ``axis`` by more than
     :data:`MAX_CROSS_OVERLAP` of the smaller box's size."""
-    for g, h in zip(groups, groups[1:]):
+    for g, h in itertools.pairwise(groups):
         for i in g:
             for j in h:
                 a, b = boxes[i], boxes[j]

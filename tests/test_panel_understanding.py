@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from test_vlm_client import FakeChatServer, completion
 
 from ai4va_fg_dataset.adapters import load_source
 from ai4va_fg_dataset.errors import BadRecordLog
@@ -17,7 +18,6 @@ from ai4va_fg_dataset.reading_order import describe_positions, reading_order
 from ai4va_fg_dataset.tasks import GENERATORS, generate_samples
 from ai4va_fg_dataset.tasks.panel_understanding import PanelUnderstandingGenerator, parse_qa
 from ai4va_fg_dataset.vlm_client import OpenAIClient
-from test_vlm_client import FakeChatServer, completion
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 

@@ -80,7 +80,7 @@ def test_action_recognition_answer_is_the_pose_and_box_is_drawn(synthetic):
         assert len(s.choices) == 4 and len(set(s.choices)) == 4
         assert s.choices[CHOICE_LETTERS.index(s.answer)] == char.pose
         assert set(s.choices) <= vocab
-        x1, y1, x2, y2 = (round(v) for v in char.bbox)
+        x1, y1, _, y2 = (round(v) for v in char.bbox)
         assert s.image.getpixel((x1, (y1 + y2) // 2)) == BOX_COLOR
         assert s.image.getpixel((x1 + line_width(s.image.size) - 1, y1 + 5)) == BOX_COLOR
         assert (s.width, s.height) == s.image.size == (page.width, page.height)
@@ -143,7 +143,7 @@ def test_character_identification_pairs_and_options(synthetic):
         assert s.choices[CHOICE_LETTERS.index(s.answer)] == truth
         answers[truth] += 1
         for e in (a, b):
-            x1, y1, x2, y2 = (round(v) for v in e.bbox)
+            _, y1, x2, y2 = (round(v) for v in e.bbox)
             assert s.image.getpixel((x2 - 1, (y1 + y2) // 2)) == BOX_COLOR
     assert answers[SAME] >= 3 and answers[DIFFERENT] >= 3, answers
 

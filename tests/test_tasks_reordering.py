@@ -44,7 +44,7 @@ def _check_dialog(page, samples):
     for s in samples:
         assert s.image == Path(page.image_path).read_bytes() and s.bboxes == []
         assert len(s.choices) == 2 and s.choices[0] != s.choices[1]
-        lines = re.findall(r'^(\d)\. "(.*)"$', s.question, flags=re.M)
+        lines = re.findall(r'^(\d)\. "(.*)"$', s.question, flags=re.MULTILINE)
         listed = [t for _, t in lines]
         assert 3 <= len(listed) <= 4
         correct = [int(k) for k in s.choices[CHOICE_LETTERS.index(s.answer)].split(", ")]

@@ -138,7 +138,7 @@ class PanelUnderstandingGenerator(TaskGenerator):
             panel = page.panels[i]
             try:
                 reply = self.client.generate(prompt, [crop_image(image, panel.bbox)])
-            except Exception as exc:  # any client / network error: skip this panel, count it
+            except Exception as exc:  # noqa: BLE001 - any client / network error: skip the panel, count it
                 logger.warning("%s panel %s: VLM call failed: %s: %s", page.page_id, panel.id, type(exc).__name__, exc)
                 self.skip(f"panel: VLM call failed ({type(exc).__name__})")
                 continue
