@@ -103,7 +103,16 @@ def build_tokenizer():
         ``transformers.Qwen2Tokenizer`` with the :data:`SPECIAL_TOKENS`; ``<|im_end|>`` is the eos
         token and ``<|endoftext|>`` the pad token, as in Qwen2.5-VL-Instruct.
     """
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
     from transformers import Qwen2Tokenizer
 
     tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
