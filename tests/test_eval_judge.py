@@ -1,0 +1,182 @@
+"""The Panel Understanding LLM judge against a local OpenAI-compatible HTTP server started here:
+good verdicts, malformed replies, HTTP 500 then success, timeouts, permanent errors, the on-disk
+cache, nothing cached or lost on a failed call, and the API key never logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from lmms_eval_tasks.judge import Judge, JudgeConfig, JudgeError, parse_verdict
+
+SECRET = "sk-test-secret-123"
+
+
+class JudgeServer:
+    """A scripted OpenAI-compatible ``/v1/chat/completions`` endpoint.
+
+    ``script`` is a list of actions consumed one per request: ``("ok", text)`` (HTTP 200 with that
+    message content), ``("status", code)`` or ``("sleep", seconds, text)``; when empty, every request
+    gets ``default``.
+    """
+
+    def __init__(self, default=("ok", '{"correct": true}')):
+        self.script: list[tuple] = []
+        self.default = default
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                action = outer.script.pop(0) if outer.script else outer.default
+                if action[0] == "status":
+                    self.send_response(action[1])
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b'{"error": {"message": "scripted failure"}}')
+                    return
+                if action[0] == "sleep":
+                    time.sleep(action[1])
+                    action = ("ok", action[2])
+                payload = {
+                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": action[1]}}],
+                }
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = JudgeServer()
+    yield s
+    s.close()
+
+
+def _judge(server, tmp_path, **kw):
+    sleeps: list[float] = []
+    cfg = JudgeConfig(provider="openai", model="judge-model", base_url=server.url, api_key=SECRET,
+                      cache_dir=str(tmp_path / "cache"), max_retries=kw.pop("max_retries", 3),
+                      backoff=kw.pop("backoff", 0.5), timeout=kw.pop("timeout", 5.0))
+    return Judge(cfg, sleep=sleeps.append), sleeps
+
+
+def _cache_files(tmp_path):
+    return sorted((tmp_path / "cache").rglob("*.json")) if (tmp_path / "cache").exists() else []
+
+
+def test_good_verdicts_are_cached(server, tmp_path):
+    judge, sleeps = _judge(server, tmp_path)
+    server.script = [("ok", '{"correct": true}'), ("ok", '```json\n{"correct": false}\n```')]
+    assert judge.judge("What colour?", "red", "It is red").correct is True
+    assert judge.judge("What colour?", "red", "blue").correct is False
+    assert len(server.requests) == 2 and sleeps == []
+    req = server.requests[0]
+    assert req["path"] == "/v1/chat/completions" and req["body"]["model"] == "judge-model"
+    assert "It is red" in req["body"]["messages"][0]["content"] and req["auth"] == f"Bearer {SECRET}"
+    files = _cache_files(tmp_path)
+    assert len(files) == 2
+    assert {json.loads(f.read_text())["correct"] for f in files} == {True, False}
+    assert all(SECRET not in f.read_text() for f in files)
+    # A fresh judge on the same cache answers without any request.
+    again, _ = _judge(server, tmp_path)
+    v = again.judge("What colour?", "red", "It is red")
+    assert v.correct is True and v.cached and len(server.requests) == 2
+    # An empty prediction is wrong without asking.
+    assert again.judge("What colour?", "red", "  ").correct is False and len(server.requests) == 2
+
+
+def test_malformed_then_success(server, tmp_path):
+    judge, sleeps = _judge(server, tmp_path)
+    server.script = [("ok", "I think it is right"), ("ok", '{"correct": "maybe"}'), ("ok", '{"correct": true}')]
+    v = judge.judge("q", "ref", "pred")
+    assert v.correct is True and v.attempts == 3 and len(server.requests) == 3
+    assert sleeps == [0.5, 1.0]  # exponential backoff
+    assert len(_cache_files(tmp_path)) == 1
+
+
+def test_http_500_then_success(server, tmp_path):
+    judge, sleeps = _judge(server, tmp_path)
+    server.script = [("status", 500), ("status", 503), ("ok", '{"correct": false}')]
+    v = judge.judge("q", "ref", "pred")
+    assert v.correct is False and v.attempts == 3 and sleeps == [0.5, 1.0]
+
+
+def test_persistent_failure_is_not_cached_and_retried_next_run(server, tmp_path, caplog):
+    judge, _sleeps = _judge(server, tmp_path, max_retries=2)
+    server.default = ("status", 500)
+    with caplog.at_level(logging.DEBUG, logger="lmms_eval_tasks.judge"):
+        v = judge.judge("q", "ref", "pred")
+    assert v.correct is None and "HTTP 500" in v.error and v.attempts == 3 and len(server.requests) == 3
+    assert _cache_files(tmp_path) == []  # nothing cached for a failed call
+    assert SECRET not in caplog.text and SECRET not in repr(judge.config) and SECRET not in v.error
+    # The server recovers: the next run judges the same sample (nothing was lost).
+    server.default = ("ok", '{"correct": true}')
+    assert judge.judge("q", "ref", "pred").correct is True
+    assert len(_cache_files(tmp_path)) == 1
+
+
+def test_permanent_error_is_not_retried(server, tmp_path):
+    judge, sleeps = _judge(server, tmp_path)
+    server.script = [("status", 401)]
+    v = judge.judge("q", "ref", "pred")
+    assert v.correct is None and "401" in v.error and len(server.requests) == 1 and sleeps == []
+
+
+def test_timeout_then_success(server, tmp_path):
+    judge, sleeps = _judge(server, tmp_path, timeout=0.3)
+    server.script = [("sleep", 1.0, '{"correct": true}'), ("ok", '{"correct": true}')]
+    v = judge.judge("q", "ref", "pred")
+    assert v.correct is True and v.attempts == 2 and sleeps == [0.5]
+
+
+def test_config_from_env_and_errors(tmp_path, monkeypatch):
+    env = {"AI4VA_FG_JUDGE_PROVIDER": "gemini", "AI4VA_FG_JUDGE_API_KEY": SECRET,
+           "AI4VA_FG_JUDGE_MAX_RETRIES": "2", "AI4VA_FG_JUDGE_CACHE": str(tmp_path)}
+    cfg = JudgeConfig.from_env(env)
+    assert cfg.provider == "gemini" and cfg.model == "gemini-2.5-flash" and cfg.max_retries == 2
+    assert SECRET not in repr(cfg) and "api_key=<set>" in repr(cfg)
+    with pytest.raises(ValueError, match="AI4VA_FG_JUDGE_TIMEOUT"):
+        JudgeConfig.from_env({"AI4VA_FG_JUDGE_TIMEOUT": "soon"})
+    with pytest.raises(ValueError, match="claude"):
+        JudgeConfig(provider="claude")
+    # No key and no server: a clear, non-retried failure.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    judge = Judge(JudgeConfig(cache_dir=str(tmp_path)), sleep=lambda s: None)
+    v = judge.judge("q", "ref", "pred")
+    assert v.correct is None and "AI4VA_FG_JUDGE_API_KEY" in v.error and v.attempts == 1
+
+
+def test_parse_verdict():
+    assert parse_verdict('{"correct": true}') is True
+    assert parse_verdict('Sure! {"reason": "x", "correct": false}') is False
+    assert parse_verdict('"correct": TRUE') is True
+    with pytest.raises(JudgeError):
+        parse_verdict("yes")
