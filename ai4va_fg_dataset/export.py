@@ -6,9 +6,10 @@ Layout (what ``datasets.load_dataset(out_dir, task)`` reads offline, see stack.m
     <out_dir>/<task>/<split>-00000-of-0000N.parquet       shards of at most 500 rows / ~200 MB
 
 Rows follow :mod:`ai4va_fg_dataset.schema` and are written with ``datasets`` itself
-(``Dataset.from_list(rows, features=schema.features()).to_parquet``), so the ``Image()`` column
-is stored the ``datasets`` way (``{"bytes", "path"}`` struct with embedded bytes) and the feature
-types travel in the Parquet schema metadata as well as in the card.
+(``Features.encode_example`` + ``datasets.arrow_writer.ParquetWriter``, what ``datasets``' own
+builders use), streamed row by row so memory holds one record batch per open shard, not a shard:
+the ``Image()`` column is stored the ``datasets`` way (``{"bytes", "path"}`` struct with embedded
+bytes) and the feature types travel in the Parquet schema metadata as well as in the card.
 
 Images are encoded exactly once, when a sample arrives: a ``PIL.Image`` (a page with marks drawn)
 becomes PNG bytes; ``bytes`` (the untouched page file) or a path to it are stored as they are, so
@@ -47,16 +48,21 @@ MAX_SHARD_ROWS = 500
 MAX_SHARD_BYTES = 200 * 1024 * 1024
 """Most (image + text) bytes in one Parquet shard (~200 MB, the Hub's usual shard size)."""
 
-MAX_BUFFERED_BYTES = 512 * 1024 * 1024
-"""Most encoded bytes held in memory over all open shards; the largest is flushed early beyond it."""
+BATCH_BYTES = 16 * 1024 * 1024
+"""Bytes of rows collected before they are written as one Parquet record batch / row group."""
+
+BATCH_ROWS = 100
+"""Most rows in one record batch (``datasets``' row-group size for image datasets)."""
 
 BUILD_MARKER = "build_report.json"
 """A folder holding this file (or ``README.md`` with AI4VA-FG configs) is a previous build that may be replaced."""
 
 
 PNG_COMPRESS_LEVEL = 1
-"""zlib level of drawn pages: on a 1000x1500 scanned page level 1 takes ~0.11 s for 2.2 MB, the
-PIL default 6 ~0.31 s for 2.1 MB (measured on this project's pages); lossless either way."""
+PNG_COMPRESS_TYPE = 3
+"""zlib level and strategy (3 = ``Z_RLE``) of drawn pages. On a 994x1528 scanned page (craphound
+page11): level 1 + Z_RLE 0.10 s / 2.27 MB, level 1 0.12 s / 2.19 MB, PIL's default level 6
+0.31 s / 2.14 MB. PNG encoding is the hot path of the build; lossless either way."""
 
 
 def encode_image(image: Any) -> dict[str, Any]:
@@ -86,7 +92,7 @@ def encode_image(image: Any) -> dict[str, Any]:
         if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
             image = image.convert("RGB")
         buf = io.BytesIO()
-        image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_COMPRESS_TYPE)
         return {"bytes": buf.getvalue(), "path": None}
     raise TypeError(f"sample image of type {type(image).__name__} is not a PIL image, bytes or a path")
 
@@ -144,38 +150,55 @@ def _row_bytes(row: Mapping[str, Any]) -> int:
 
 
 class _ShardedSplit:
-    """The Parquet shards of one (task, split), written as ``<split>-NNNNN.partial`` then renamed."""
+    """The Parquet shards of one (task, split), streamed row by row into ``datasets``'
+    ``ParquetWriter`` (a record batch every :data:`BATCH_BYTES` / :data:`BATCH_ROWS`), written as
+    ``<split>-NNNNN.partial`` and renamed to ``<split>-0000i-of-0000N.parquet`` at the end."""
 
     def __init__(self, folder: Path, split: str, max_rows: int, max_bytes: int):
         self.folder, self.split = folder, split
         self.max_rows, self.max_bytes = max_rows, max_bytes
-        self.rows: list[dict[str, Any]] = []
-        self.buffered = 0
+        self.features = features()
+        self.writer = None
+        self.shard_rows = self.shard_bytes = self.batch_bytes = 0
         self.partials: list[Path] = []
         self.count = 0
 
     def add(self, row: dict[str, Any]) -> None:
         size = _row_bytes(row)
-        if self.rows and (len(self.rows) >= self.max_rows or self.buffered + size > self.max_bytes):
-            self.flush()
-        self.rows.append(row)
-        self.buffered += size
+        if self.writer is not None and (self.shard_rows >= self.max_rows or self.shard_bytes + size > self.max_bytes):
+            self._close_shard()
+        if self.writer is None:
+            from datasets.arrow_writer import ParquetWriter
+
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"{self.split}-{len(self.partials):05d}.partial"
+            self.writer = ParquetWriter(path=str(path), features=self.features, writer_batch_size=BATCH_ROWS)
+            self.partials.append(path)
+        self.writer.write(self.features.encode_example(row))
+        self.shard_rows += 1
+        self.shard_bytes += size
+        self.batch_bytes += size
         self.count += 1
+        if self.batch_bytes >= BATCH_BYTES:
+            self.writer.write_examples_on_file()
+            self.batch_bytes = 0
 
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        from datasets import Dataset
+    def _close_shard(self) -> None:
+        self.writer.finalize()
+        self.features = features()
+        self.writer = None
+        self.shard_rows = self.shard_bytes = self.batch_bytes = 0
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{self.split}-{len(self.partials):05d}.partial"
-        Dataset.from_list(self.rows, features=features()).to_parquet(str(path))
-        self.partials.append(path)
-        self.rows, self.buffered = [], 0
+    def abort(self) -> None:
+        """Close an open shard without finishing it (the staging folder is deleted anyway)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
     def finish(self) -> list[str]:
-        """Flush and rename the shards to ``<split>-0000i-of-0000N.parquet``; their names."""
-        self.flush()
+        """Close the last shard and rename the shards to ``<split>-0000i-of-0000N.parquet``."""
+        if self.writer is not None:
+            self._close_shard()
         n = len(self.partials)
         names = []
         for i, path in enumerate(self.partials):
@@ -185,19 +208,6 @@ class _ShardedSplit:
         return names
 
 
-@contextmanager
-def _quiet_datasets() -> Iterator[None]:
-    import datasets
-
-    was_enabled = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            datasets.enable_progress_bars()
-
-
 def write_parquet(
     samples: Iterable[Sample],
     out_dir: str | os.PathLike,
@@ -205,7 +215,6 @@ def write_parquet(
     splits: Mapping[str, str],
     max_shard_rows: int = MAX_SHARD_ROWS,
     max_shard_bytes: int = MAX_SHARD_BYTES,
-    max_buffered_bytes: int = MAX_BUFFERED_BYTES,
 ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, list[str]]]]:
     """Write ``samples`` as Parquet shards under ``out_dir`` (not atomic; see :func:`write_dataset`).
 
@@ -225,7 +234,7 @@ def write_parquet(
     out = Path(out_dir)
     writers: dict[tuple[str, str], _ShardedSplit] = {}
     seen_ids: set[str] = set()
-    with _quiet_datasets():
+    try:
         for sample in samples:
             if sample.id in seen_ids:
                 raise ValueError(f"duplicate sample id {sample.id!r}")
@@ -239,17 +248,19 @@ def write_parquet(
             if key not in writers:
                 writers[key] = _ShardedSplit(out / sample.task, split, max_shard_rows, max_shard_bytes)
             writers[key].add(sample_row(sample))
-            if sum(w.buffered for w in writers.values()) > max_buffered_bytes:
-                max(writers.values(), key=lambda w: w.buffered).flush()
-        counts: dict[str, dict[str, int]] = {}
-        files: dict[str, dict[str, list[str]]] = {}
-        for task in TASKS:
-            if not any((task, s) in writers for s in SPLITS):
-                continue
-            counts[task] = {s: writers[(task, s)].count if (task, s) in writers else 0 for s in SPLITS}
-            files[task] = {
-                s: [f"{task}/{name}" for name in writers[(task, s)].finish()] for s in SPLITS if (task, s) in writers
-            }
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    counts: dict[str, dict[str, int]] = {}
+    files: dict[str, dict[str, list[str]]] = {}
+    for task in TASKS:
+        if not any((task, s) in writers for s in SPLITS):
+            continue
+        counts[task] = {s: writers[(task, s)].count if (task, s) in writers else 0 for s in SPLITS}
+        files[task] = {
+            s: [f"{task}/{name}" for name in writers[(task, s)].finish()] for s in SPLITS if (task, s) in writers
+        }
     return counts, files
 
 
@@ -271,7 +282,7 @@ def write_dataset(
             ``atomic=False`` it must exist and is written in place (the build stages it itself).
         splits: ``{page_id: split}``.
         card: what the card says besides counts and features (sources, skipped tasks, seed).
-        shard_options: ``max_shard_rows`` / ``max_shard_bytes`` / ``max_buffered_bytes``.
+        shard_options: ``max_shard_rows`` / ``max_shard_bytes``.
 
     Returns:
         ``counts[task][split]`` for every task that has samples.
