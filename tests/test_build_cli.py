@@ -14,6 +14,7 @@ import pytest
 
 import ai4va_fg_dataset
 from ai4va_fg_dataset.cli import main
+from ai4va_fg_dataset.schema import SPLITS, TASKS
 
 DEMO = Path(ai4va_fg_dataset.__file__).parent / "demo_data"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -123,3 +124,137 @@ def test_report_subcommand_is_lazy(monkeypatch):
     monkeypatch.setitem(sys.modules, "lmms_eval_tasks.report", fake)
     assert main(["report", "--results", "x.json"]) == 3
     assert seen == [["--results", "x.json"]]
+
+
+# --- end-to-end builds with the real adapters and generators -------------------------------------
+
+
+def _parquet_rows(out: Path) -> dict[str, dict[str, list[str]]]:
+    """``{task: {split: [ids]}}`` read back from the shards (pyarrow, id column only)."""
+    import pyarrow.parquet as pq
+
+    rows: dict[str, dict[str, list[str]]] = {}
+    for shard in sorted(out.glob("*/*.parquet")):
+        split = shard.name.split("-", 1)[0]
+        ids = pq.read_table(shard, columns=["id"]).column("id").to_pylist()
+        rows.setdefault(shard.parent.name, {}).setdefault(split, []).extend(ids)
+    return {t: {s: sorted(ids) for s, ids in by_split.items()} for t, by_split in rows.items()}
+
+
+@pytest.fixture(scope="module")
+def demo_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "ai4va_fg"
+    code = main(["build", "--source", "auto", "--path", str(DEMO), "--out", str(out), "--seed", "0"])
+    return code, out
+
+
+def test_demo_build_counts_report_and_card(demo_build, capsys):
+    from huggingface_hub import DatasetCard
+
+    from ai4va_fg_dataset.adapters import detect_sources, load_source
+    from ai4va_fg_dataset.errors import BadRecordLog
+    from ai4va_fg_dataset.tasks import default_generators, generate_samples
+
+    code, out = demo_build
+    assert code == 0
+    report = json.loads((out / "build_report.json").read_text())
+    assert {e["name"]: e["pages"] for e in report["sources"]} == {"acbf": 3, "mimi-eunice": 4, "openmantra": 6}
+    assert report["pages"] == 13 and sum(report["pages_per_split"].values()) == 13
+    assert report["bad_records"] == []
+    # the demo sources feed dialog and panel reordering; every other task is reported with a reason
+    assert set(report["counts"]) == {"dialog_reordering", "panel_reordering"}
+    assert "no VLM client" in report["tasks_without_samples"]["panel_understanding"]
+    assert "ACBF names characters only at book level" in report["tasks_without_samples"]["character_counting"]
+    for e in report["sources"]:
+        assert set(e["capabilities"]) == set(TASKS)
+
+    # every generated sample is in the Parquet output, in the split of its page, exactly once
+    pages = [p for name, path in detect_sources(DEMO) for p in load_source(name, path, log=BadRecordLog())]
+    samples, _ = generate_samples(pages, seed=0, generators=default_generators())
+    written = _parquet_rows(out)
+    assert sorted(i for t in written.values() for ids in t.values() for i in ids) == sorted(s.id for s in samples)
+    for task, by_split in report["counts"].items():
+        assert {s: len(written[task].get(s, [])) for s in SPLITS} == by_split
+        assert sum(by_split.values()) == sum(s.task == task for s in samples) > 0
+
+    card = DatasetCard.load(out / "README.md")
+    assert sorted(c["config_name"] for c in card.data["configs"]) == ["dialog_reordering", "panel_reordering"]
+    assert "`character_counting`: no samples" in card.text and "CC BY-NC 4.0" in card.text
+    from PIL import Image
+
+    assert Image.open(out / "contact_sheet.png").size == (1600, 1200)
+
+
+def test_same_seed_same_dataset(demo_build, tmp_path):
+    _, out = demo_build
+    again = tmp_path / "again"
+    assert main(["build", "--source", "acbf", "--path", str(DEMO / "craphound" / "craphound-1.1.acbf"),
+                 "--source", "openmantra", "--path", str(DEMO / "open-mantra" / "annotation.json"),
+                 "--source", "mimi-eunice", "--path", str(DEMO / "mimi-eunice"),
+                 "--out", str(again), "--seed", "0", "--no-contact-sheet"]) == 0
+    assert _parquet_rows(again) == _parquet_rows(out)  # sources in another order: same rows, same splits
+    assert not (again / "contact_sheet.png").exists()
+
+
+def test_skip_bad_lists_the_record_and_exits_0(tmp_path, capsys):
+    bad = _corrupt_demo(tmp_path)
+    out = tmp_path / "out"
+    code = main(["build", "--source", "auto", "--path", str(bad), "--out", str(out), "--skip-bad",
+                 "--tasks", "panel_reordering,dialog_reordering", "--no-contact-sheet"])
+    assert code == 0
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["bad_records"] == [{
+        "file": str(bad / "open-mantra" / "annotation.json"),
+        "record": "tojime_no_siora page 15 frame 1",
+        "reason": "frame: bbox [325.0, 4.0, 285.0, 249.0] is inverted or has zero area (need x1<x2, y1<y2)",
+    }]
+    assert report["tasks_requested"] == ["panel_reordering", "dialog_reordering"]
+    assert "1 bad records skipped" in capsys.readouterr().out
+    assert "1 bad annotation records were skipped" in (out / "README.md").read_text()
+
+
+def test_failed_rebuild_keeps_previous_output(demo_build, tmp_path, monkeypatch, capsys):
+    _, demo_out = demo_build
+    out = tmp_path / "ds"
+    shutil.copytree(demo_out, out)
+    before = {str(p.relative_to(out)): p.stat().st_size for p in out.rglob("*")}
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full while drawing the contact sheet")
+
+    monkeypatch.setattr("ai4va_fg_dataset.contact_sheet.make_contact_sheet", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        main(["build", "--source", "auto", "--path", str(DEMO), "--out", str(out)])
+    assert {str(p.relative_to(out)): p.stat().st_size for p in out.rglob("*")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no staging / old folder left
+
+
+def test_synthetic_ai4va_build_feeds_every_closed_task(tmp_path):
+    from ai4va_fg_dataset.synthetic import make_synthetic_ai4va
+
+    ann = make_synthetic_ai4va(tmp_path / "syn", 8, 0)
+    out = tmp_path / "out"
+    assert main(["build", "--source", "ai4va", "--path", str(ann), "--out", str(out), "--seed", "1",
+                 "--no-contact-sheet"]) == 0
+    report = json.loads((out / "build_report.json").read_text())
+    assert set(report["counts"]) == set(TASKS) - {"panel_understanding"}
+    assert all(sum(c.values()) > 0 for c in report["counts"].values())
+    assert report["pages_per_split"] == {"train": 6, "validation": 1, "test": 1}
+    assert set(report["tasks_without_samples"]) == {"panel_understanding"}
+
+    script = (
+        "import json; from datasets import load_dataset\n"
+        f"ds = load_dataset({str(out)!r}, 'depth_comparison')\n"
+        "rows = [r for split in ds.values() for r in split]\n"
+        "print(json.dumps([[r['bboxes'], r['width'], r['height'], list(r['image'].size)] for r in rows]))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, **OFFLINE, "HF_DATASETS_CACHE": str(tmp_path / "cache")})
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(res.stdout.strip().splitlines()[-1])
+    assert len(rows) == sum(report["counts"]["depth_comparison"].values())
+    for boxes, w, h, size in rows:
+        assert size == [w, h]
+        assert len(boxes) == 2  # the two marked entities
+        for x1, y1, x2, y2 in boxes:
+            assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
