@@ -258,3 +258,40 @@ def test_synthetic_ai4va_build_feeds_every_closed_task(tmp_path):
         assert len(boxes) == 2  # the two marked entities
         for x1, y1, x2, y2 in boxes:
             assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+
+
+def test_panel_understanding_with_a_scripted_vlm_client(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from ai4va_fg_dataset import vlm_client
+
+    calls = []
+
+    class ScriptedClient:
+        def generate(self, prompt, images):
+            calls.append((prompt, images))
+            assert all(isinstance(im, Image.Image) for im in images)
+            return ("Caption: two people talk at night.\nQuestion: How many people are in the panel?\n"
+                    "Answer: Two.\nQuestion: Is it day or night?\nAnswer: Night.")
+
+    made = []
+    monkeypatch.setattr(vlm_client, "make_client",
+                        lambda provider, model=None, base_url=None: made.append((provider, model, base_url))
+                        or ScriptedClient())
+    out = tmp_path / "out"
+    assert main(["build", "--source", "acbf", "--path", str(DEMO / "craphound" / "craphound-1.1.acbf"),
+                 "--out", str(out), "--tasks", "panel_understanding", "--pu-provider", "openai",
+                 "--pu-model", "local-vlm", "--pu-base-url", "http://127.0.0.1:8000/v1", "--pu-questions", "2",
+                 "--no-contact-sheet"]) == 0
+    assert made == [("openai", "local-vlm", "http://127.0.0.1:8000/v1")]
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["panel_understanding_client"] == "ScriptedClient"
+    n = sum(report["counts"]["panel_understanding"].values())
+    assert n == 2 * len(calls) > 0  # two questions per panel asked of the VLM
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(min(out.glob("panel_understanding/*.parquet")),
+                          columns=["question", "answer", "answer_type", "bboxes"])
+    row = table.slice(0, 1).to_pylist()[0]
+    assert row["answer_type"] == "open" and row["answer"] in ("Two.", "Night.")
+    assert "panel" in row["question"].lower() and len(row["bboxes"]) == 1
