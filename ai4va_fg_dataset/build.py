@@ -302,7 +302,7 @@ def build(
         ],
         skipped_tasks=no_samples,
         seed=seed,
-        languages=sorted({p.language for p in pages if p.language} & {"en"}) or ["en"],
+        languages=sorted({"en"} | {p.language for p in pages if p.language}),  # questions are English
         notes=[f"{len(log.records)} bad annotation records were skipped (listed in build_report.json)"]
         if log.records else [],
     )
