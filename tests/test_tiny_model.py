@@ -96,3 +96,29 @@ def test_loads_renders_tools_and_generates(tiny):
     # Tool-call tags are single non-special tokens (as in Qwen2.5): decoding keeps them.
     call = '<tool_call>\n{"name": "image_zoom_in_tool"}\n</tool_call><|im_end|>'
     assert tok.decode(tok(call).input_ids, skip_special_tokens=True) == call.replace("<|im_end|>", "")
+
+
+def test_agent_tool_response_renders_like_a_tool_message(tiny):
+    """The zoom agent sends crops in a user turn; with the tool template that is byte-identical to the
+    `tool`-role rendering used in RARL training (and it also survives templates that drop tool images)."""
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from ai4va_fg_dataset.zoom_tool import ZoomTool
+    from lmms_eval_tasks.models.zoom_agent import tool_response_message
+
+    processor = AutoProcessor.from_pretrained(tiny)
+    page = Image.new("RGB", (200, 300), (255, 255, 255))
+    tool = ZoomTool(page)
+    results = [tool([0, 0, 100, 100]), tool([50, 50, 40, 40]), tool([10, 10, 90, 200])]  # ok, rejected, ok
+    call = '<tool_call>\n{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [0, 0, 100, 100]}}\n</tool_call>'
+    head = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": call}]}]
+    message, crops = tool_response_message(results)
+    as_user = processor.apply_chat_template(head + [message], tokenize=False, add_generation_prompt=True)
+    as_tool = processor.apply_chat_template(
+        head + [{"role": "tool", "content": ([{"type": "image"}] if r.ok else []) + [{"type": "text", "text": r.text()}]}
+                for r in results],
+        tokenize=False, add_generation_prompt=True)
+    assert as_user == as_tool
+    assert len(crops) == 2 and as_user.count("<|image_pad|>") == 3 and "Error:" in as_user
