@@ -25,11 +25,11 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ai4va_fg_dataset.prompts import build_prompt  # noqa: E402
-from ai4va_fg_dataset.schema import TASKS  # noqa: E402
-from trl_rarl.data import load_tasks  # noqa: E402
-from trl_rarl.environment import as_pil  # noqa: E402
-from trl_rarl.rewards import accuracy_score, extract_answer, format_score  # noqa: E402
+from ai4va_fg_dataset.prompts import build_prompt
+from ai4va_fg_dataset.schema import TASKS
+from trl_rarl.data import load_tasks
+from trl_rarl.environment import as_pil
+from trl_rarl.rewards import accuracy_score, extract_answer, format_score
 
 logger = logging.getLogger("distill_sft_r")
 
@@ -54,7 +54,7 @@ def distill(rows, client, attempts: int = 1, judge=None) -> tuple[list[dict], Co
         for _ in range(attempts):
             try:
                 reply = client.generate(prompt, [image])
-            except Exception as exc:  # network/API errors: count, go on
+            except Exception as exc:  # noqa: BLE001  (network/API errors: count, go on)
                 logger.warning("%s: request failed: %s", row["id"], exc)
                 stats[f"{row['task']}/error"] += 1
                 continue

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone
 
-from trl import ModelConfig, TrlParser, get_peft_config  # noqa: E402
+from trl import ModelConfig, TrlParser, get_peft_config
 
-from trl_rarl.config import RARLConfig  # noqa: E402
-from trl_rarl.data import load_tasks, to_grpo_dataset  # noqa: E402
+from trl_rarl.config import RARLConfig
+from trl_rarl.data import load_tasks, to_grpo_dataset
 
 logger = logging.getLogger("rarl")
 
@@ -49,7 +49,6 @@ def make_judge(args: RARLConfig):
     if not args.judge_provider:
         return None
     from ai4va_fg_dataset.vlm_client import make_client
-
     from trl_rarl.rewards import make_llm_judge
 
     return make_llm_judge(make_client(args.judge_provider, args.judge_model, args.judge_base_url))

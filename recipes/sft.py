@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config  # noqa: E402
+from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
-from ai4va_fg_dataset.schema import TASKS  # noqa: E402
-from trl_rarl.chat_template import install_tool_chat_template  # noqa: E402
-from trl_rarl.data import load_tasks, load_trajectories, to_sft_dataset  # noqa: E402
+from ai4va_fg_dataset.schema import TASKS
+from trl_rarl.chat_template import install_tool_chat_template
+from trl_rarl.data import load_tasks, load_trajectories, to_sft_dataset
+
 
 def model_init_kwargs(model_args: ModelConfig) -> dict:
     """``from_pretrained`` kwargs from the model arguments (dtype, attention implementation)."""

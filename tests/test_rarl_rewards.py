@@ -1,6 +1,5 @@
 """RARL rewards and zoom metrics against hand-computed values (trl_rarl/rewards.py, trl_rarl/metrics.py)."""
 
-import json
 import math
 from types import SimpleNamespace
 
@@ -116,7 +115,7 @@ def test_accuracy_score(pred, answer, kind, choices, expected):
 def test_accuracy_reward_reads_final_answer_and_judge():
     comps = [GOOD, trajectory(("<think>a</think>", None)), "<answer>A</answer>"]
     assert R.accuracy_reward(comps, answer=["B", "B", "A"], answer_type=["choice"] * 3, choices=[["x", "y"]] * 3) == [1.0, 0.0, 1.0]
-    judge = lambda q, ref, pred: 1.0 if "bike" in pred else 0.0  # noqa: E731
+    judge = lambda q, ref, pred: 1.0 if "bike" in pred else 0.0
     assert R.accuracy_reward(["<answer>a bike</answer>", "<answer>car</answer>"], ["x", "x"], ["open", "open"],
                              judge=judge) == [1.0, 0.0]
 
@@ -187,7 +186,7 @@ def test_tool_rewards_correctness_conditioned_and_warm_start():
     envs = [FakeEnv([(0, 0, 10, 5)], gt), FakeEnv([(0, 0, 10, 5)], gt), FakeEnv([], gt)]
     wrong = trajectory(("<think>z</think>", [call([0, 0, 10, 5])]), ("<think>k</think><answer>A</answer>", None))
     comps = [GOOD, wrong, trajectory(("<think>k</think><answer>B</answer>", None))]
-    kw = dict(completions=comps, environments=envs, answer=["B"] * 3, answer_type=["choice"] * 3, choices=[["x", "y"]] * 3)
+    kw = {"completions": comps, "environments": envs, "answer": ["B"] * 3, "answer_type": ["choice"] * 3, "choices": [["x", "y"]] * 3}
     full = SimpleNamespace(global_step=5)
     warm = SimpleNamespace(global_step=0)
     # correct with 1 crop: factor 2 x count 1; wrong: factor 1; correct without crop: 2 x 0
@@ -210,7 +209,7 @@ def test_bad_tool_calls_score_zero_and_never_crash():
     env_none = SimpleNamespace(tool=None, gt_boxes=gt, page_size=(0, 0), crop_tokens=[], calls=[])
     env_rejected = FakeEnv([], gt, rejected=2)
     comps = [bad_json, bad_json]
-    kw = dict(completions=comps, environments=[env_none, env_rejected], answer=["B", "B"], answer_type=["choice"] * 2)
+    kw = {"completions": comps, "environments": [env_none, env_rejected], "answer": ["B", "B"], "answer_type": ["choice"] * 2}
     assert R.format_reward(comps) == [0.0, 0.0]
     assert R.accuracy_reward(comps, ["B", "B"], ["choice"] * 2) == [0.0, 0.0]
     assert R.tool_count_reward(**kw) == [0.0, 0.0]

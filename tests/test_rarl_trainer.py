@@ -43,7 +43,7 @@ def make_samples():
 
     out = []
     for i in range(4):
-        common = dict(page_id=f"p{i}", source="test", width=PAGE[0], height=PAGE[1], image=_page(i))
+        common = {"page_id": f"p{i}", "source": "test", "width": PAGE[0], "height": PAGE[1], "image": _page(i)}
         out.append(Sample(id=f"action_recognition/p{i}/0", task="action_recognition", question="What is the marked character doing?",
                           choices=["running", "sitting", "eating", "sleeping"], answer="B", answer_type="choice",
                           bboxes=[GT], **common))
@@ -68,10 +68,10 @@ def dataset_dir(tmp_path_factory):
 def _config(tmp_path, **kw):
     from trl_rarl.config import RARLConfig
 
-    base = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=2, max_steps=2,
-                max_completion_length=200, logging_steps=1, report_to="none", use_cpu=True, bf16=False,
-                save_strategy="no", learning_rate=1e-3, warm_start_steps=1, train_tasks=["action_recognition"],
-                generation_kwargs={"suppress_tokens": [5, 6]}, seed=0)
+    base = {"output_dir": str(tmp_path / "out"), "per_device_train_batch_size": 4, "num_generations": 2, "max_steps": 2,
+                "max_completion_length": 200, "logging_steps": 1, "report_to": "none", "use_cpu": True, "bf16": False,
+                "save_strategy": "no", "learning_rate": 1e-3, "warm_start_steps": 1, "train_tasks": ["action_recognition"],
+                "generation_kwargs": {"suppress_tokens": [5, 6]}, "seed": 0}
     base.update(kw)
     return RARLConfig(**base)
 
@@ -212,3 +212,38 @@ def test_curriculum_warm_start_and_resume_keep_the_stage(tiny_model, dataset_dir
     logs = [h for h in resumed.state.log_history if "loss" in h and h["step"] > 2]
     assert [h["schedule/stage"] for h in logs] == [2.0, 2.0]
     assert [h["schedule/phase"] for h in logs] == [1.0, 1.0]
+
+
+def test_zoom_environment_contract():
+    """reset(**row) + image_zoom_in_tool: model-frame boxes, crop as an image block, errors as text, records."""
+    import numpy as np
+    from transformers.utils import get_json_schema
+
+    from ai4va_fg_dataset.prompts import zoom_tool_schema
+    from trl_rarl.environment import VisionFrame, ZoomEnvironment
+
+    schema = get_json_schema(ZoomEnvironment.image_zoom_in_tool)["function"]
+    ref = zoom_tool_schema()["function"]
+    assert schema["name"] == ref["name"] == "image_zoom_in_tool"
+    assert set(schema["parameters"]["properties"]) == set(ref["parameters"]["properties"])
+    assert schema["parameters"]["required"] == ref["parameters"]["required"] == ["bbox_2d"]
+    assert schema["parameters"]["properties"]["bbox_2d"]["items"]["type"] == "number"
+
+    frame = VisionFrame(14, 2, 3136, 12544)
+    env = ZoomEnvironment(frame, min_size=28, max_calls=2)
+    page = _page(0)
+    env.reset(image=page, bboxes=[GT], width=PAGE[0], height=PAGE[1], id="x")
+    fw, fh = frame.resized(*PAGE)
+    sx, sy = PAGE[0] / fw, PAGE[1] / fh
+    out = env.image_zoom_in_tool([30, 40, 60, 90], label="hero")
+    assert out[0]["type"] == "image" and out[1]["type"] == "text"
+    expected = (int(30 * sx), int(40 * sy), -(-60 * sx // 1), -(-90 * sy // 1))
+    assert env.calls[0].executed == tuple(float(v) for v in expected)
+    assert np.array_equal(np.asarray(out[0]["image"]), np.asarray(page.crop(tuple(int(v) for v in expected))))
+    assert env.crop_tokens == [frame.visual_tokens(*out[0]["image"].size)]
+    assert env.image_zoom_in_tool([5, 5, 1, 1]).startswith("Error:")  # inverted
+    assert "too many" in env.image_zoom_in_tool([0, 0, 50, 50])  # max_calls=2 reached
+    assert [c.ok for c in env.calls] == [True, False, False]
+    env.reset(image=None, bboxes=[], id="broken")  # unreadable page: no crash, an error to the model
+    assert env.image_zoom_in_tool([0, 0, 5, 5]).startswith("Error: no readable page image")
+    assert env.calls == []

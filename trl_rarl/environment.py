@@ -122,7 +122,7 @@ class ZoomEnvironment:
             self.tool = None
             self.page_size = (0, 0)
             self.reset_error = f"no readable page image in row {row.get('id', '?')!r}: {exc}"
-            return None
+            return
         self.page_size = page.size
         self.tool = ZoomTool(
             page,
@@ -131,7 +131,7 @@ class ZoomEnvironment:
             max_aspect_ratio=self.max_aspect_ratio,
             max_calls=self.max_calls,
         )
-        return None
+        return
 
     def image_zoom_in_tool(self, bbox_2d: list[float], label: str | None = None) -> list[dict] | str:
         """

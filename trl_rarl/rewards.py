@@ -32,12 +32,12 @@ from ai4va_fg_dataset import geometry
 from ai4va_fg_dataset.schema import CHOICE_LETTERS
 from ai4va_fg_dataset.zoom_tool import ToolCallError, parse_tool_calls
 
-THINK_ANSWER = re.compile(r"^\s*<think>(?:(?!</?think>).)+</think>\s*<answer>(?:(?!</?answer>).)+</answer>\s*$", re.S)
+THINK_ANSWER = re.compile(r"^\s*<think>(?:(?!</?think>).)+</think>\s*<answer>(?:(?!</?answer>).)+</answer>\s*$", re.DOTALL)
 THINK_TOOL = re.compile(
-    r"^\s*<think>(?:(?!</?think>).)+</think>\s*(?:<tool_call>(?:(?!</?tool_call>).)+</tool_call>\s*)+$", re.S
+    r"^\s*<think>(?:(?!</?think>).)+</think>\s*(?:<tool_call>(?:(?!</?tool_call>).)+</tool_call>\s*)+$", re.DOTALL
 )
-ANSWER_ONLY = re.compile(r"^\s*<answer>(?:(?!</?answer>).)+</answer>\s*$", re.S)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+ANSWER_ONLY = re.compile(r"^\s*<answer>(?:(?!</?answer>).)+</answer>\s*$", re.DOTALL)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 # --------------------------------------------------------------------------------------------- text
@@ -177,7 +177,7 @@ def accuracy_score(
     if judge is not None:
         try:
             return float(max(0.0, min(1.0, judge(question or "", str(answer), prediction))))
-        except Exception:  # a judge outage must not kill the run: score 0 (counted by the caller's metrics)
+        except Exception:  # noqa: BLE001  (a judge outage must not kill the run: score 0)
             return 0.0
     ref, pred = _normalise(answer), _normalise(prediction)
     return float(bool(ref) and (pred == ref or ref in pred))

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Sampler
 from transformers import TrainerCallback
-
 from transformers.trainer_callback import ExportableState
 
 logger = logging.getLogger(__name__)

@@ -47,9 +47,9 @@ class RARLTrainer(GRPOTrainer):
         ValueError: a curriculum whose tasks have no rows, or a dataset without ``task`` under a curriculum.
     """
 
-    _tag_names = ["trl", "grpo", "rarl", "ai4va-fg"]
+    _tag_names = ["trl", "grpo", "rarl", "ai4va-fg"]  # noqa: RUF012  (as in TRL trainers)
     _name = "RARL"
-    _paper = {
+    _paper = {  # noqa: RUF012
         "title": "Zooming into Comics: Region-Aware RL Improves Fine-Grained Comic Understanding in "
         "Vision-Language Models",
         "id": "2511.06490",

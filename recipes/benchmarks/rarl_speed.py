@@ -92,11 +92,11 @@ def run_trainer(kind: str, model: str, data: str, args) -> dict:
     from trl_rarl.trainer import RARLTrainer
 
     processor = install_tool_chat_template(AutoProcessor.from_pretrained(model, padding_side="left"))
-    common = dict(output_dir=tempfile.mkdtemp(prefix=f"bench_{kind}_"), per_device_train_batch_size=args.batch,
-                  num_generations=args.num_generations, max_steps=args.steps, max_completion_length=args.max_completion_length,
-                  logging_steps=1, report_to="none", save_strategy="no", learning_rate=1e-6, seed=0,
-                  bf16=args.use_vllm, use_cpu=not args.use_vllm, use_vllm=args.use_vllm, vllm_mode="colocate",
-                  generation_kwargs={} if args.use_vllm else {"suppress_tokens": [5, 6]})
+    common = {"output_dir": tempfile.mkdtemp(prefix=f"bench_{kind}_"), "per_device_train_batch_size": args.batch,
+                  "num_generations": args.num_generations, "max_steps": args.steps, "max_completion_length": args.max_completion_length,
+                  "logging_steps": 1, "report_to": "none", "save_strategy": "no", "learning_rate": 1e-6, "seed": 0,
+                  "bf16": args.use_vllm, "use_cpu": not args.use_vllm, "use_vllm": args.use_vllm, "vllm_mode": "colocate",
+                  "generation_kwargs": {} if args.use_vllm else {"suppress_tokens": [5, 6]}}
     rows = load_tasks(data, ["action_recognition"], "train")
     if kind == "rarl":
         cfg = RARLConfig(**common, warm_start_steps=0, train_tasks=["action_recognition"])
@@ -108,7 +108,8 @@ def run_trainer(kind: str, model: str, data: str, args) -> dict:
     tok = processor.tokenizer
     fw, fh = VisionFrame.from_processor(processor).resized(*PAGE)
     box = [round(GT[0] * fw / PAGE[0]), round(GT[1] * fh / PAGE[1]), round(GT[2] * fw / PAGE[0]), round(GT[3] * fh / PAGE[1])]
-    call = '<think>zoom</think><tool_call>\n{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": %s}}\n</tool_call>' % box
+    payload = json.dumps({"name": "image_zoom_in_tool", "arguments": {"bbox_2d": box}})
+    call = f"<think>zoom</think><tool_call>\n{payload}\n</tool_call>"
     answer = "<think>it sits</think><answer>B</answer>"
     timers = {"tool_loop": 0.0, "generate": 0.0, "generate_in_tool_loop": 0.0}
     real_gen, in_loop = trainer._generate_single_turn, [False]
