@@ -186,3 +186,23 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
     with pytest.raises(FileExistsError, match="not a previous AI4VA-FG build"), staging_dir(foreign):
         pass
     assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+def test_drawn_jpeg_scans_stay_jpeg_and_others_png():
+    """A page drawn on top of a JPEG scan is re-encoded as JPEG (quality 95), anything else as PNG."""
+    import io
+
+    from PIL import Image
+
+    from ai4va_fg_dataset.export import encode_image
+
+    scan = Image.new("RGB", (64, 48), (200, 180, 160))
+    scan.info["source_format"] = "JPEG"
+    cell = encode_image(scan)
+    back = Image.open(io.BytesIO(cell["bytes"]))
+    assert back.format == "JPEG" and back.size == (64, 48)
+    assert all(abs(a - b) <= 3 for a, b in zip(back.getpixel((10, 10)), (200, 180, 160)))
+    flat = Image.new("RGB", (64, 48), (1, 2, 3))
+    flat.info["source_format"] = "PNG"
+    assert Image.open(io.BytesIO(encode_image(flat)["bytes"])).format == "PNG"
+    assert Image.open(io.BytesIO(encode_image(Image.new("RGB", (4, 4)))["bytes"])).format == "PNG"

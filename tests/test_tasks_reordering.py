@@ -131,3 +131,9 @@ def test_panel_reordering_on_real_pages(craphound, mantra):
     assert gen.why_not(two) == "fewer than 3 panels"
     unordered = replace(craphound[1], panels=tuple(replace(p, order=None) for p in craphound[1].panels))
     assert gen.why_not(unordered) == "panels without annotated reading order"
+
+
+def test_drawn_samples_remember_the_source_format(craphound):
+    """Composites made with Image.new() carry the page's format, so export keeps JPEG scans JPEG."""
+    samples = PanelReorderingGenerator().generate(craphound[0], random.Random(0))
+    assert samples and all(s.image.info["source_format"] == "JPEG" for s in samples)

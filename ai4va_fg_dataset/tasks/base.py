@@ -50,9 +50,21 @@ def page_bytes(page: Page) -> bytes:
 
 
 def open_page(page: Page) -> Image.Image:
-    """The page image as RGB, fully loaded (the file is closed)."""
+    """The page image as RGB, fully loaded (the file is closed).
+
+    ``info["source_format"]`` keeps the file's format (``"JPEG"``, ``"PNG"``...), so the export
+    encodes a drawn JPEG scan as JPEG again instead of a PNG five times its size.
+    """
     with Image.open(page.image_path) as im:
-        return im.convert("RGB")
+        rgb = im.convert("RGB")
+        rgb.info["source_format"] = im.format
+        return rgb
+
+
+def page_format(page: Page) -> str | None:
+    """The image format of the page file from its header (``"JPEG"``, ``"PNG"``...), no decode."""
+    with Image.open(page.image_path) as im:
+        return im.format
 
 
 def shuffled_choices(correct: str, distractors: Sequence[str], rng: random.Random) -> tuple[list[str], str]:
@@ -110,6 +122,9 @@ class TaskGenerator(ABC):
         """A :class:`Sample` of this task for ``page`` with id ``"<task>/<page_id>/<n>"``."""
         fields.setdefault("panel_scope", self.panel_scope)
         fields.setdefault("skill", self.skill)
+        image = fields.get("image")
+        if isinstance(image, Image.Image) and "source_format" not in image.info:
+            image.info["source_format"] = page_format(page)  # composites made with Image.new()
         return Sample(id=sample_id(self.name, page.page_id, n), task=self.name, page_id=page.page_id,
                       source=page.source, **fields)
 
