@@ -14,7 +14,7 @@ pages with PIL and writes their annotations as an AI4VA-schema COCO JSON:
 Everything is labelled SYNTHETIC (file names ``synthetic_*``, ``info.description``); these pages
 are test data, never a stand-in for AI4VA results. Load them with the AI4VA adapter::
 
-    load_source("ai4va", json_path, log=BadRecordLog(), source_name="synthetic")
+    load_source("synthetic", json_path, log=BadRecordLog())
 """
 
 from __future__ import annotations

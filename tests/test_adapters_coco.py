@@ -266,9 +266,19 @@ def test_detect_coco_vs_ai4va(tmp_path):
     (tmp_path / "b" / "notes.json").write_text('{"hello": 1}')
     found = detect_sources(tmp_path)
     assert found == [("ai4va", tmp_path / "a" / "ai4va.json"), ("coco", tmp_path / "b" / "plain.json")]
-    assert set(ADAPTERS) == {"ai4va", "coco", "acbf", "openmantra", "mimi-eunice"}
+    assert set(ADAPTERS) == {"ai4va", "coco", "acbf", "openmantra", "mimi-eunice", "synthetic"}
     with pytest.raises(ValueError, match=str(tmp_path / "b" / "images")):
         (tmp_path / "b" / "images").mkdir()
         detect_sources(tmp_path / "b" / "images")
     with pytest.raises(ValueError, match="unknown source"):
         load_source("cbz", tmp_path, log=BadRecordLog())
+
+
+def test_synthetic_set_is_detected_and_labelled_synthetic(tmp_path):
+    from ai4va_fg_dataset.synthetic import make_synthetic_ai4va
+
+    path = make_synthetic_ai4va(tmp_path / "syn", 2, 0)
+    assert detect_sources(tmp_path) == [("synthetic", path)]
+    pages = load_source("synthetic", path, log=BadRecordLog())
+    assert len(pages) == 2 and all(p.source == "synthetic" and p.page_id.startswith("synthetic/") for p in pages)
+    assert any(e.identity and e.pose and e.depth is not None for e in pages[0].characters)

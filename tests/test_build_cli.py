@@ -234,7 +234,8 @@ def test_synthetic_ai4va_build_feeds_every_closed_task(tmp_path):
 
     ann = make_synthetic_ai4va(tmp_path / "syn", 8, 0)
     out = tmp_path / "out"
-    assert main(["build", "--source", "ai4va", "--path", str(ann), "--out", str(out), "--seed", "1",
+    # --source auto recognises the SYNTHETIC label: pages are never passed off as AI4VA
+    assert main(["build", "--source", "auto", "--path", str(ann.parent), "--out", str(out), "--seed", "1",
                  "--no-contact-sheet"]) == 0
     report = json.loads((out / "build_report.json").read_text())
     assert set(report["counts"]) == set(TASKS) - {"panel_understanding"}
@@ -246,14 +247,16 @@ def test_synthetic_ai4va_build_feeds_every_closed_task(tmp_path):
         "import json; from datasets import load_dataset\n"
         f"ds = load_dataset({str(out)!r}, 'depth_comparison')\n"
         "rows = [r for split in ds.values() for r in split]\n"
-        "print(json.dumps([[r['bboxes'], r['width'], r['height'], list(r['image'].size)] for r in rows]))\n"
+        "print(json.dumps([[r['bboxes'], r['width'], r['height'], list(r['image'].size), r['source'],"
+        " r['page_id']] for r in rows]))\n"
     )
     res = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120,
                          env={**os.environ, **OFFLINE, "HF_DATASETS_CACHE": str(tmp_path / "cache")})
     assert res.returncode == 0, res.stderr[-2000:]
     rows = json.loads(res.stdout.strip().splitlines()[-1])
     assert len(rows) == sum(report["counts"]["depth_comparison"].values())
-    for boxes, w, h, size in rows:
+    for boxes, w, h, size, source, page_id in rows:
+        assert source == "synthetic" and page_id.startswith("synthetic/")
         assert size == [w, h]
         assert len(boxes) == 2  # the two marked entities
         for x1, y1, x2, y2 in boxes:

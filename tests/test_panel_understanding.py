@@ -107,7 +107,7 @@ def test_client_errors_are_counted_and_extra_pairs_dropped(tmp_path):
     from ai4va_fg_dataset.synthetic import make_synthetic_ai4va
 
     path = make_synthetic_ai4va(tmp_path, n_pages=1, seed=0)
-    (page,) = load_source("ai4va", path, log=BadRecordLog(), source_name="synthetic")
+    (page,) = load_source("synthetic", path, log=BadRecordLog())
     samples, skipped = generate_samples(
         [page], seed=0, tasks=["panel_understanding"],
         generators={"panel_understanding": PanelUnderstandingGenerator(client=Exploding())},

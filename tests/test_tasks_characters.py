@@ -28,7 +28,7 @@ TASKS = ["action_recognition", "depth_comparison", "character_identification", "
 def synthetic(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synthetic")
     json_path = make_synthetic_ai4va(folder, n_pages=6, seed=0)
-    pages = load_source("ai4va", json_path, log=BadRecordLog(), source_name="synthetic")
+    pages = load_source("synthetic", json_path, log=BadRecordLog())
     samples, skipped = generate_samples(pages, seed=0, tasks=TASKS)
     return json_path, pages, samples, skipped
 

@@ -19,7 +19,7 @@ from ai4va_fg_dataset.tasks import GENERATORS, generate_samples, page_rng
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     path = make_synthetic_ai4va(tmp_path_factory.mktemp("syn"), n_pages=4, seed=3)
-    return load_source("ai4va", path, log=BadRecordLog(), source_name="synthetic")
+    return load_source("synthetic", path, log=BadRecordLog())
 
 
 def _key(samples):

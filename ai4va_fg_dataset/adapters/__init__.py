@@ -24,7 +24,16 @@ from ..errors import BadRecordLog
 from ..page import Page
 from .acbf import AcbfAdapter
 from .base import Adapter, content_capabilities
-from .coco import AI4VA_MAPPING, AI4VAAdapter, CocoAdapter, CocoMapping, is_coco, looks_like_ai4va
+from .coco import (
+    AI4VA_MAPPING,
+    AI4VAAdapter,
+    CocoAdapter,
+    CocoMapping,
+    SyntheticAdapter,
+    is_coco,
+    looks_like_ai4va,
+    looks_synthetic,
+)
 from .mimi_eunice import MimiEuniceAdapter, is_mimi_eunice
 from .openmantra import OpenMantraAdapter, is_openmantra
 
@@ -36,6 +45,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "acbf": AcbfAdapter,
     "openmantra": OpenMantraAdapter,
     "mimi-eunice": MimiEuniceAdapter,
+    "synthetic": SyntheticAdapter,
 }
 """Adapter classes by name (the ``--source`` values of the CLI)."""
 
@@ -49,6 +59,7 @@ __all__ = [
     "CocoMapping",
     "MimiEuniceAdapter",
     "OpenMantraAdapter",
+    "SyntheticAdapter",
     "content_capabilities",
     "detect_sources",
     "load_source",
@@ -76,7 +87,7 @@ def load_source(name: str, path: str | Path, *, log: BadRecordLog, **options) ->
 
 
 def _json_kind(path: Path) -> str | None:
-    """``"openmantra"``, ``"ai4va"``, ``"coco"`` or ``None`` for a JSON file (unparseable -> None)."""
+    """``"openmantra"``, ``"synthetic"``, ``"ai4va"``, ``"coco"`` or ``None`` for a JSON file (unparseable -> None)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -85,6 +96,8 @@ def _json_kind(path: Path) -> str | None:
     if is_openmantra(data):
         return "openmantra"
     if is_coco(data):
+        if looks_synthetic(data):
+            return "synthetic"
         return "ai4va" if looks_like_ai4va(data) else "coco"
     return None
 
@@ -94,8 +107,9 @@ def detect_sources(root: str | Path) -> list[tuple[str, Path]]:
 
     Recognised: a ``*.acbf`` file -> ``"acbf"``; a JSON list of ``{book_title, pages}`` ->
     ``"openmantra"``; a folder with ``transcripts/`` and ``word-bubbles/`` -> ``"mimi-eunice"``
-    (the folder); a COCO JSON dict -> ``"ai4va"`` when it has AI4VA's ``Intradepth`` /
-    ``Interdepth`` attributes, else ``"coco"``.
+    (the folder); a COCO JSON dict -> ``"synthetic"`` when its ``info.description`` starts with
+    SYNTHETIC, ``"ai4va"`` when it has AI4VA's ``Intradepth`` / ``Interdepth`` attributes, else
+    ``"coco"``.
 
     Returns:
         ``[(adapter name, path), ...]`` sorted by path (deterministic).

@@ -422,6 +422,22 @@ class AI4VAAdapter(CocoAdapter):
     default_mapping = AI4VA_MAPPING
 
 
+class SyntheticAdapter(AI4VAAdapter):
+    """:class:`AI4VAAdapter` for the SYNTHETIC page set of :mod:`ai4va_fg_dataset.synthetic`.
+
+    Same schema; ``Page.source`` and the page ids say ``"synthetic"``, so synthetic samples are never
+    mistaken for AI4VA ones in a built dataset or a results table.
+    """
+
+    name = "synthetic"
+
+
+def looks_synthetic(data: dict) -> bool:
+    """Whether a COCO dict is labelled SYNTHETIC in its ``info.description`` (see ``synthetic.py``)."""
+    info = data.get("info")
+    return isinstance(info, dict) and str(info.get("description", "")).startswith("SYNTHETIC")
+
+
 def _index(dataset: dict):
     """A ``pycocotools.coco.COCO`` index of an already-validated dataset dict (no file I/O, quiet)."""
     from pycocotools.coco import COCO
