@@ -22,9 +22,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .adapters import ADAPTERS
 from .schema import TASKS
 
-SOURCES = ("auto", "ai4va", "coco", "acbf", "openmantra", "mimi-eunice")
+SOURCES = ("auto", *ADAPTERS)
 """``--source`` values: ``auto`` detects every dataset under ``--path``."""
 
 
