@@ -117,10 +117,11 @@ def expand_sources(sources: Sequence[SourceSpec | Sequence[Any]]) -> list[Source
 
 
 def _options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Drop options an adapter does not take (``image_root`` is for COCO-form sources only)."""
-    if name in ("coco", "ai4va"):
+    """Drop options an adapter does not take (``image_root`` and ``mapping`` are for COCO-form
+    sources only)."""
+    if name in ("coco", "ai4va", "synthetic"):
         return dict(options)
-    return {k: v for k, v in options.items() if k != "image_root"}
+    return {k: v for k, v in options.items() if k not in ("image_root", "mapping")}
 
 
 def load_pages(

@@ -3,7 +3,7 @@
 Subcommands::
 
     ai4va-fg build --source auto --path DATA --out DIR [--seed 0] [--tasks t1,t2] [--skip-bad]
-                   [--source NAME --path P ...] [--image-root DIR] [--no-contact-sheet]
+                   [--source NAME --path P ...] [--image-root DIR] [--coco-mapping JSON] [--no-contact-sheet]
                    [--pu-provider openai|gemini --pu-model M [--pu-base-url URL] [--pu-questions N]]
     ai4va-fg push-to-hub DIR --repo-id OWNER/NAME [--private] [--token TOKEN]
     ai4va-fg report ...            (lmms_eval_tasks.report: tables from lmms-eval results)
@@ -16,6 +16,7 @@ a previous build) or bad arguments.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -55,6 +56,9 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--skip-bad", action="store_true",
                    help="skip bad annotation records (listed in build_report.json) instead of stopping")
     b.add_argument("--image-root", type=Path, default=None, help="image folder of COCO / AI4VA sources")
+    b.add_argument("--coco-mapping", type=Path, default=None,
+                   help="JSON file of CocoMapping fields (category names -> panel/character/object/balloon, "
+                        "attribute keys of identity/depth/pose/text/order) for COCO / AI4VA sources")
     b.add_argument("--no-contact-sheet", action="store_true", help="do not write contact_sheet.png")
     b.add_argument("--pu-provider", choices=("openai", "gemini"), default=None,
                    help="VLM provider that writes Panel Understanding questions (needs its API key)")
@@ -78,7 +82,14 @@ def _build(args: argparse.Namespace) -> int:
 
     if len(args.source) != len(args.path):
         raise ValueError(f"{len(args.source)} --source but {len(args.path)} --path; give one --path per --source")
-    options = {"image_root": args.image_root} if args.image_root else {}
+    options: dict = {"image_root": args.image_root} if args.image_root else {}
+    if args.coco_mapping:
+        from .adapters import CocoMapping
+
+        try:
+            options["mapping"] = CocoMapping.from_file(args.coco_mapping)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--coco-mapping {args.coco_mapping}: {exc}") from exc
     sources = [SourceSpec(name, path, options) for name, path in zip(args.source, args.path)]
     pu_client = None
     if args.pu_provider:

@@ -298,3 +298,36 @@ def test_panel_understanding_with_a_scripted_vlm_client(tmp_path, monkeypatch):
     row = table.slice(0, 1).to_pylist()[0]
     assert row["answer_type"] == "open" and row["answer"] in ("Two.", "Night.")
     assert "panel" in row["question"].lower() and len(row["bboxes"]) == 1
+
+
+def test_coco_mapping_file_plugs_in_another_schema(tmp_path, capsys):
+    """A COCO comic set with other category names / attribute keys builds once --coco-mapping maps them."""
+    from ai4va_fg_dataset.synthetic import make_synthetic_ai4va
+
+    ann = make_synthetic_ai4va(tmp_path / "syn", 4, 0)
+    data = json.loads(ann.read_text())
+    data["info"] = {"description": "another comic dataset in COCO form"}
+    for cat in data["categories"]:
+        if cat["name"] == "character":
+            cat["name"] = "figure"
+    for a in data["annotations"]:
+        attrs = a.get("attributes", {})
+        if "Intradepth" in attrs:
+            attrs["depth_rank"] = attrs.pop("Intradepth")
+            attrs.pop("Interdepth", None)
+    other = ann.with_name("other.json")
+    other.write_text(json.dumps(data))
+    args = ["build", "--source", "coco", "--path", str(other), "--tasks", "depth_comparison", "--no-contact-sheet"]
+
+    assert main([*args, "--out", str(tmp_path / "strict")]) == 2
+    assert "unknown category 'figure'" in capsys.readouterr().err
+
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({"character": ["figure"], "depth": ["depth_rank"]}))
+    assert main([*args, "--out", str(tmp_path / "out"), "--coco-mapping", str(mapping)]) == 0
+    report = json.loads((tmp_path / "out" / "build_report.json").read_text())
+    assert sum(report["counts"]["depth_comparison"].values()) > 0
+
+    mapping.write_text(json.dumps({"charakter": ["figure"]}))
+    assert main([*args, "--out", str(tmp_path / "bad"), "--coco-mapping", str(mapping)]) == 2
+    assert "unknown CocoMapping fields ['charakter']" in capsys.readouterr().err
