@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .geometry import BBox, Polygon, center, intersection, area
+from .geometry import BBox, Polygon, area, center, intersection
 
 ReadingDirection = Literal["ltr", "rtl"]
 

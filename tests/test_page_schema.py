@@ -38,8 +38,8 @@ def test_bad_record_log_strict_and_skip():
 
 
 def _sample(**kw):
-    base = dict(id="x", task="depth_comparison", image=b"", question="q", answer="B", answer_type="choice",
-                page_id="p", source="s", width=1, height=1, choices=["a", "b"])
+    base = {"id": "x", "task": "depth_comparison", "image": b"", "question": "q", "answer": "B",
+            "answer_type": "choice", "page_id": "p", "source": "s", "width": 1, "height": 1, "choices": ["a", "b"]}
     base.update(kw)
     return Sample(**base)
 
