@@ -232,3 +232,29 @@ def test_zoom_metrics_hand_computed():
     assert stats["zoom/overlap"] == (pytest.approx(0.5 + 1.0), 2.0)
     assert stats["zoom/crop_area_ratio"] == (pytest.approx((50 + 200) / 5000), 2.0)
     assert stats["zoom/crop_visual_tokens"] == (10.0, 2.0)
+
+
+def test_llm_judge_is_called_once_per_completion_across_reward_terms(caplog):
+    """R_acc and the correctness factors of both tool rewards judge the same completion: one call."""
+
+    class Client:
+        def __init__(self):
+            self.calls, self.fail_next = 0, True
+
+        def generate(self, prompt, images):
+            self.calls += 1
+            if self.fail_next:
+                self.fail_next = False
+                raise TimeoutError("judge timed out")
+            return "yes"
+
+    client = Client()
+    judge = R.make_llm_judge(client)
+    completion = "<think>x</think><answer>a bicycle</answer>"
+    args = (["Q?"], "a bike", "open")
+    # first call fails: logged, scored 0, not cached
+    assert R.accuracy_reward([completion], [args[1]], [args[2]], question=args[0], judge=judge) == [0.0]
+    assert "LLM judge failed (TimeoutError: judge timed out)" in caplog.text
+    for _ in range(3):
+        assert R.accuracy_reward([completion], [args[1]], [args[2]], question=args[0], judge=judge) == [1.0]
+    assert client.calls == 2

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import re
 import unicodedata
@@ -30,6 +31,8 @@ from typing import Any
 
 from ai4va_fg_dataset import geometry
 from ai4va_fg_dataset.schema import CHOICE_LETTERS
+
+logger = logging.getLogger(__name__)
 from ai4va_fg_dataset.zoom_tool import ToolCallError, parse_tool_calls
 
 THINK_ANSWER = re.compile(r"^\s*<think>(?:(?!</?think>).)+</think>\s*<answer>(?:(?!</?answer>).)+</answer>\s*$", re.DOTALL)
@@ -177,7 +180,8 @@ def accuracy_score(
     if judge is not None:
         try:
             return float(max(0.0, min(1.0, judge(question or "", str(answer), prediction))))
-        except Exception:  # noqa: BLE001  (a judge outage must not kill the run: score 0)
+        except Exception as exc:  # noqa: BLE001  (a judge outage must not kill the run: score 0, logged)
+            logger.warning("LLM judge failed (%s: %s); accuracy scored 0", type(exc).__name__, exc)
             return 0.0
     ref, pred = _normalise(answer), _normalise(prediction)
     return float(bool(ref) and (pred == ref or ref in pred))
@@ -371,9 +375,12 @@ def make_llm_judge(client) -> Callable[[str, str, str], float]:
 
     Returns:
         ``judge(question, reference, prediction) -> 1.0`` when the reply starts with "yes", else ``0.0``.
-        Client errors propagate to :func:`accuracy_score`, which scores them 0.
+        Verdicts are memoised (the accuracy reward and both correctness-conditioned tool rewards
+        judge the same completion: one client call serves all three). Client errors are not cached;
+        they propagate to :func:`accuracy_score`, which logs them and scores 0.
     """
 
+    @functools.lru_cache(maxsize=65536)
     def judge(question: str, reference: str, prediction: str) -> float:
         reply = client.generate(JUDGE_PROMPT.format(question=question, reference=reference, prediction=prediction), [])
         return float(reply.strip().lower().startswith("yes"))
