@@ -15,27 +15,14 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser, get_peft_config
+from trl import GRPOConfig, GRPOTrainer, ModelConfig, get_peft_config
 
-from ai4va_fg_dataset.schema import TASKS
 from trl_rarl.chat_template import install_tool_chat_template
 from trl_rarl.data import load_tasks, to_grpo_dataset
+from trl_rarl.recipe_setup import CLOSED_TASKS, parse_recipe_args
 from trl_rarl.rewards import grpo_reward_funcs
 
-
-def model_init_kwargs(model_args: ModelConfig) -> dict:
-    """``from_pretrained`` kwargs from the model arguments (dtype, attention implementation)."""
-    kwargs = {}
-    if model_args.dtype not in (None, "auto"):
-        kwargs["dtype"] = model_args.dtype
-    if model_args.attn_implementation:
-        kwargs["attn_implementation"] = model_args.attn_implementation
-    return kwargs
-
-
 logger = logging.getLogger("grpo")
-
-CLOSED_TASKS = tuple(t for t in TASKS if t != "panel_understanding")
 
 
 @dataclass
@@ -55,15 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     """Parse arguments and train vanilla GRPO."""
     from transformers import AutoProcessor
 
-    parser = TrlParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
-    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    script_args, training_args, model_args = parse_recipe_args((GRPOScriptArguments, GRPOConfig, ModelConfig), argv)
     if script_args.prompt_mode not in ("direct", "think"):
         raise ValueError(f"vanilla GRPO prompt_mode must be 'direct' or 'think', got {script_args.prompt_mode!r}")
-    training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
-    train = load_tasks(script_args.dataset_path, script_args.train_tasks, script_args.train_split)
-    if script_args.max_train_samples:
-        train = train.select(range(min(script_args.max_train_samples, len(train))))
+    train = load_tasks(script_args.dataset_path, script_args.train_tasks, script_args.train_split,
+                       max_rows=script_args.max_train_samples)
     train = to_grpo_dataset(train, script_args.prompt_mode)
     # Same template as evaluation and RARL (no tools are passed, so no tool block is rendered).
     processor = install_tool_chat_template(

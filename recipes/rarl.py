@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone
 
-from trl import ModelConfig, TrlParser, get_peft_config
+from trl import ModelConfig, get_peft_config
 
 from trl_rarl.config import RARLConfig
 from trl_rarl.data import load_tasks, to_grpo_dataset
+from trl_rarl.recipe_setup import parse_recipe_args
 
 logger = logging.getLogger("rarl")
 
@@ -54,30 +55,16 @@ def make_judge(args: RARLConfig):
     return make_llm_judge(make_client(args.judge_provider, args.judge_model, args.judge_base_url))
 
 
-def model_init_kwargs(model_args: ModelConfig) -> dict:
-    """``from_pretrained`` kwargs from the model arguments (dtype, attention implementation)."""
-    kwargs = {}
-    if model_args.dtype not in (None, "auto"):
-        kwargs["dtype"] = model_args.dtype
-    if model_args.attn_implementation:
-        kwargs["attn_implementation"] = model_args.attn_implementation
-    return kwargs
-
-
 def main(argv: list[str] | None = None) -> None:
     """Parse ``--config``/CLI arguments, build the dataset and train (resumes with ``--resume_from_checkpoint``)."""
     from transformers import AutoProcessor
 
     from trl_rarl.trainer import RARLTrainer
 
-    parser = TrlParser((DataArguments, RARLConfig, ModelConfig))
-    data_args, training_args, model_args = parser.parse_args_and_config(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
+    data_args, training_args, model_args = parse_recipe_args((DataArguments, RARLConfig, ModelConfig), argv)
 
-    train = load_tasks(data_args.dataset_path, training_args.train_tasks, data_args.train_split)
-    if data_args.max_train_samples:
-        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    train = load_tasks(data_args.dataset_path, training_args.train_tasks, data_args.train_split,
+                       max_rows=data_args.max_train_samples)
     train = to_grpo_dataset(train, training_args.prompt_mode, training_args.info_gap_max_pixels)
     eval_ds = None
     if data_args.eval_split:

@@ -19,22 +19,11 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
+from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 
-from ai4va_fg_dataset.schema import TASKS
 from trl_rarl.chat_template import install_tool_chat_template
 from trl_rarl.data import load_tasks, load_trajectories, to_sft_dataset
-
-
-def model_init_kwargs(model_args: ModelConfig) -> dict:
-    """``from_pretrained`` kwargs from the model arguments (dtype, attention implementation)."""
-    kwargs = {}
-    if model_args.dtype not in (None, "auto"):
-        kwargs["dtype"] = model_args.dtype
-    if model_args.attn_implementation:
-        kwargs["attn_implementation"] = model_args.attn_implementation
-    return kwargs
-
+from trl_rarl.recipe_setup import CLOSED_TASKS, parse_recipe_args
 
 logger = logging.getLogger("sft")
 
@@ -48,8 +37,7 @@ class SFTScriptArguments:
     trajectories: str | None = field(default=None, metadata={"help": "SFT-R trajectories JSONL (distill_sft_r.py)."})
     train_split: str = field(default="train", metadata={"help": "Split to train on."})
     train_tasks: list[str] = field(
-        default_factory=lambda: [t for t in TASKS if t != "panel_understanding"],
-        metadata={"help": "Tasks to train on."},
+        default_factory=lambda: list(CLOSED_TASKS), metadata={"help": "Tasks to train on."}
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N rows."})
 
@@ -58,13 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     """Parse arguments and run SFT-S or SFT-R."""
     from transformers import AutoProcessor
 
-    parser = TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
-    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
-    train = load_tasks(script_args.dataset_path, script_args.train_tasks, script_args.train_split)
-    if script_args.max_train_samples:
-        train = train.select(range(min(script_args.max_train_samples, len(train))))
+    script_args, training_args, model_args = parse_recipe_args((SFTScriptArguments, SFTConfig, ModelConfig), argv)
+    train = load_tasks(script_args.dataset_path, script_args.train_tasks, script_args.train_split,
+                       max_rows=script_args.max_train_samples)
     trajectories = load_trajectories(script_args.trajectories) if script_args.trajectories else None
     train = to_sft_dataset(train, script_args.variant, trajectories)
     processor = install_tool_chat_template(AutoProcessor.from_pretrained(model_args.model_name_or_path))

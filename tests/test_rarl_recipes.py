@@ -119,3 +119,26 @@ def test_distill_keeps_only_correct_well_formed_trajectories(tmp_path):
     from trl_rarl.data import load_trajectories
 
     assert load_trajectories(out) == {k["id"]: k["trajectory"] for k in kept}
+
+
+def test_recipe_setup_merges_model_kwargs_and_keeps_first_rows(dataset_dir, tmp_path):  # noqa: F811  (session fixture)
+    from trl import ModelConfig, SFTConfig
+
+    from trl_rarl.data import load_tasks
+    from trl_rarl.recipe_setup import CLOSED_TASKS, parse_recipe_args
+
+    sft = _recipe("sft")
+    script_args, training_args, _ = parse_recipe_args(
+        (sft.SFTScriptArguments, SFTConfig, ModelConfig),
+        ["--dataset_path", dataset_dir, "--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false",
+         "--dtype", "float32", "--attn_implementation", "eager", "--model_init_kwargs", '{"attn_implementation": "sdpa"}'],
+    )
+    assert script_args.train_tasks == list(CLOSED_TASKS) and "panel_understanding" not in CLOSED_TASKS
+    # ModelConfig's dtype is passed on; a key given in model_init_kwargs wins over ModelConfig's
+    assert training_args.model_init_kwargs == {"dtype": "float32", "attn_implementation": "sdpa"}
+
+    tasks = ["action_recognition", "character_counting"]
+    full = load_tasks(dataset_dir, tasks)
+    assert len(full) > 3
+    assert load_tasks(dataset_dir, tasks, max_rows=3)["id"] == full["id"][:3]
+    assert load_tasks(dataset_dir, tasks, max_rows=10**6)["id"] == full["id"]

@@ -1,7 +1,8 @@
 """AI4VA-FG rows -> TRL training rows (method.md section 4).
 
 * :func:`load_tasks` loads and concatenates task configs of a built AI4VA-FG dataset folder
-  (``datasets.load_dataset(DIR, task, split=...)``, columns of :mod:`ai4va_fg_dataset.schema`).
+  (``datasets.load_dataset(DIR, task, split=...)``, columns of :mod:`ai4va_fg_dataset.schema`),
+  optionally keeping only the first ``max_rows`` rows.
 * :func:`to_grpo_dataset` adds the conversational ``prompt`` (``build_prompt`` in the chosen mode);
   TRL inserts the ``image`` column as the first image block and passes every column to the rewards
   and to the zoom environment's ``reset``. With ``info_gap_max_pixels`` the model sees a downsampled
@@ -22,8 +23,10 @@ from ai4va_fg_dataset.prompts import build_prompt
 logger = logging.getLogger(__name__)
 
 
-def load_tasks(path: str | os.PathLike, tasks: Sequence[str], split: str = "train"):
+def load_tasks(path: str | os.PathLike, tasks: Sequence[str], split: str = "train", max_rows: int | None = None):
     """Load ``split`` of every task in ``tasks`` from a built dataset folder and concatenate them.
+
+    ``max_rows`` keeps only the first that many rows of the result (smoke runs; ``None`` or 0: all).
 
     Raises:
         ValueError: no task given, or none of them has rows in ``split`` (the message names the folder).
@@ -45,7 +48,10 @@ def load_tasks(path: str | os.PathLike, tasks: Sequence[str], split: str = "trai
             logger.warning("dataset %s: task %s has no %s rows", path, task, split)
     if not parts:
         raise ValueError(f"dataset {path}: none of the tasks {list(tasks)} has rows in split {split!r}")
-    return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    rows = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    if max_rows:
+        rows = rows.select(range(min(max_rows, len(rows))))
+    return rows
 
 
 def _prompt_row(row: dict, mode: str) -> dict:

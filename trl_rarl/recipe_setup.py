@@ -1,0 +1,54 @@
+"""Set-up shared by the training recipes ``recipes/grpo.py``, ``recipes/sft.py`` and ``recipes/rarl.py``.
+
+Each recipe (method.md section 4: vanilla GRPO, SFT-S/SFT-R and RARL) parses the same three kinds of
+arguments, ``(its script arguments, a TRL training config, trl.ModelConfig)``, from ``--config`` YAML and
+the command line, logs at INFO, and hands the model's ``dtype`` / ``attn_implementation`` to
+``from_pretrained`` through ``training_args.model_init_kwargs``. :func:`parse_recipe_args` does all of
+that; the rows come from :func:`trl_rarl.data.load_tasks` (with ``max_rows`` for smoke runs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ai4va_fg_dataset.schema import TASKS
+
+CLOSED_TASKS: tuple[str, ...] = tuple(t for t in TASKS if t != "panel_understanding")
+"""The closed-ended tasks (every task but ``panel_understanding``): the default training set of vanilla GRPO
+and SFT (method.md section 4)."""
+
+
+def model_init_kwargs(model_args) -> dict:
+    """``from_pretrained`` kwargs from a ``trl.ModelConfig``: ``dtype`` (unless ``None``/``"auto"``) and
+    ``attn_implementation`` (when set); empty when neither is given."""
+    kwargs = {}
+    if model_args.dtype not in (None, "auto"):
+        kwargs["dtype"] = model_args.dtype
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    return kwargs
+
+
+def parse_recipe_args(arg_classes: Sequence[type], argv: list[str] | None = None) -> tuple[Any, Any, Any]:
+    """Parse a recipe's ``(script arguments, training config, ModelConfig)`` and prepare them for training.
+
+    Args:
+        arg_classes: the three dataclasses, in that order (e.g. ``(SFTScriptArguments, SFTConfig, ModelConfig)``).
+        argv: command-line arguments (``None``: ``sys.argv[1:]``); ``--config FILE`` reads a YAML file.
+
+    Returns:
+        ``(script_args, training_args, model_args)``. Logging is set to INFO, and
+        ``training_args.model_init_kwargs`` gains :func:`model_init_kwargs` of ``model_args`` (keys already
+        in ``training_args.model_init_kwargs`` win).
+
+    Raises:
+        SystemExit: unknown or invalid arguments (``TrlParser``/``argparse``).
+    """
+    from trl import TrlParser
+
+    script_args, training_args, model_args = TrlParser(tuple(arg_classes)).parse_args_and_config(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
+    return script_args, training_args, model_args
