@@ -257,21 +257,26 @@ def grounding_score(pred: Sequence[Sequence[float]], gt: Sequence[Sequence[float
     return total / math.sqrt(m)
 
 
-def _is_warm(trainer_state, warm_start_steps: int) -> bool:
-    return trainer_state is not None and trainer_state.global_step < warm_start_steps
-
-
-def _factors(completions, answer, answer_type, choices, question, judge, conditioning, warm) -> list[float]:
-    if warm:
-        return [1.0] * len(completions)
-    accs = accuracy_reward(completions, answer, answer_type, choices, question, judge)
-    return [correctness_factor(a, conditioning) for a in accs]
-
-
 def _env_boxes(env) -> tuple[list, list]:
     if env is None:
         return [], []
     return list(getattr(env.tool, "executed_boxes", []) if env.tool is not None else []), list(env.gt_boxes)
+
+
+def _conditioned_tool_scores(
+    score: Callable[[list, list], float],
+    completions, environments, answer, answer_type, choices, question, trainer_state, conditioning,
+    warm_start_steps, judge,
+) -> list[float]:
+    """``correctness_factor(R_acc) * score(executed crops, GT boxes)`` per completion, the part shared by
+    :func:`tool_count_reward` and :func:`tool_iou_reward`; the factor is 1 during the warm start
+    (``trainer_state.global_step < warm_start_steps``) and a missing environment scores ``score([], [])``."""
+    if trainer_state is not None and trainer_state.global_step < warm_start_steps:
+        factors = [1.0] * len(completions)
+    else:
+        accs = accuracy_reward(completions, answer, answer_type, choices, question, judge)
+        factors = [correctness_factor(a, conditioning) for a in accs]
+    return [f * score(*_env_boxes(env)) for f, env in zip(factors, environments or [None] * len(completions))]
 
 
 def tool_count_reward(
@@ -292,13 +297,11 @@ def tool_count_reward(
     ``m`` = executed (accepted) zoom calls recorded by the rollout's environment, ``n`` = GT boxes of the
     sample. During the warm start (``trainer_state.global_step < warm_start_steps``) the factor is 1.
     """
-    factors = _factors(completions, answer, answer_type, choices, question, judge, conditioning,
-                       _is_warm(trainer_state, warm_start_steps))
-    out = []
-    for f, env in zip(factors, environments or [None] * len(completions)):
-        pred, gt = _env_boxes(env)
-        out.append(f * tool_count_score(len(pred), len(gt)))
-    return out
+    return _conditioned_tool_scores(
+        lambda pred, gt: tool_count_score(len(pred), len(gt)),
+        completions, environments, answer, answer_type, choices, question, trainer_state, conditioning,
+        warm_start_steps, judge,
+    )
 
 
 def tool_iou_reward(
@@ -317,14 +320,11 @@ def tool_iou_reward(
 ) -> list[float]:
     """Correctness-conditioned R_tool_acc: ``factor * tool_iou_score(crops, GT)`` (method.md section 4), or with
     ``grounding_tau`` set, ``factor * grounding_score(crops, GT, tau)`` (method.md section 5)."""
-    factors = _factors(completions, answer, answer_type, choices, question, judge, conditioning,
-                       _is_warm(trainer_state, warm_start_steps))
-    out = []
-    for f, env in zip(factors, environments or [None] * len(completions)):
-        pred, gt = _env_boxes(env)
-        score = tool_iou_score(pred, gt) if grounding_tau is None else grounding_score(pred, gt, grounding_tau)
-        out.append(f * score)
-    return out
+    score = tool_iou_score if grounding_tau is None else functools.partial(grounding_score, tau=grounding_tau)
+    return _conditioned_tool_scores(
+        score, completions, environments, answer, answer_type, choices, question, trainer_state, conditioning,
+        warm_start_steps, judge,
+    )
 
 
 def grounding_reward(completions: list, environments: list, answer: list[str], answer_type: list[str],
