@@ -245,6 +245,36 @@ def test_bad_page_strict_and_skip(tmp_path, case):
     assert [p.page_id for p in pages] == expected
 
 
+@pytest.mark.parametrize(
+    "case, record, reason",
+    [
+        ({"categories": {"id": 9}}, "category #{n}", "needs 'id' and 'name'"),
+        ({"categories": {"id": 1, "name": "Other"}}, "category id=1", "duplicated category id"),
+        ({"images": {"id": 3, "file_name": ""}}, "image #{n}", "needs 'id' and 'file_name'"),
+        ({"images": {"file_name": "page3.png"}}, "image #{n}", "needs 'id' and 'file_name'"),
+    ],
+)
+def test_bad_category_or_image_record(tmp_path, case, record, reason):
+    ((key, rec),) = case.items()
+    n = {}
+
+    def mutate(d):
+        n["n"] = len(d[key])
+        d[key].append(rec)
+
+    path = _bad_case(tmp_path, mutate)
+    record = record.format(**n)
+    with pytest.raises(AnnotationError) as err:
+        load_source("ai4va", path, log=BadRecordLog())
+    assert err.value.file == str(path) and err.value.record == record and reason in err.value.reason
+    log = BadRecordLog(skip_bad=True)
+    pages = load_source("ai4va", path, log=log)
+    # only the bad record is skipped: a repeated category id keeps the first category, pages are unchanged
+    assert [(r.file, r.record) for r in log.records] == [(str(path), record)]
+    assert [p.page_id for p in pages] == ["ai4va/ai4va/page1", "ai4va/ai4va/page2"]
+    assert len(pages[0].panels) == 3 and len(pages[0].entities) == 5
+
+
 @pytest.mark.parametrize("text", ["{not json", "[1, 2, 3]", '{"images": []}'])
 def test_unusable_file(tmp_path, text):
     path = tmp_path / "broken.json"

@@ -223,8 +223,8 @@ class CocoAdapter(Adapter):
             log.report(AnnotationError(str(file), "file", "not a COCO dict with images/annotations/categories lists"))
             return []
 
-        cats = self._categories(data["categories"], file, log)
-        images = self._images(data["images"], file, log)
+        cats = _records_by_id(data["categories"], "category", "name", lambda c: "name" in c, file, log)
+        images = _records_by_id(data["images"], "image", "file_name", lambda img: bool(img.get("file_name")), file, log)
         anns = self._annotations(data["annotations"], images, cats, file, log)
         coco = _index({"images": list(images.values()), "annotations": anns, "categories": list(cats.values())})
 
@@ -238,30 +238,6 @@ class CocoAdapter(Adapter):
             if page is not None:
                 pages.append(page)
         return check_unique_ids(pages, file=file, log=log)
-
-    def _categories(self, raw: list, file: Path, log: BadRecordLog) -> dict[Any, dict]:
-        cats: dict[Any, dict] = {}
-        for k, c in enumerate(raw):
-            if not isinstance(c, dict) or "id" not in c or "name" not in c:
-                log.report(AnnotationError(str(file), f"category #{k}", f"needs 'id' and 'name': {c!r}"))
-                continue
-            if c["id"] in cats:
-                log.report(AnnotationError(str(file), f"category id={c['id']}", "duplicated category id"))
-                continue
-            cats[c["id"]] = c
-        return cats
-
-    def _images(self, raw: list, file: Path, log: BadRecordLog) -> dict[Any, dict]:
-        images: dict[Any, dict] = {}
-        for k, img in enumerate(raw):
-            if not isinstance(img, dict) or "id" not in img or not img.get("file_name"):
-                log.report(AnnotationError(str(file), f"image #{k}", f"needs 'id' and 'file_name': {img!r}"))
-                continue
-            if img["id"] in images:
-                log.report(AnnotationError(str(file), f"image id={img['id']}", "duplicated image id"))
-                continue
-            images[img["id"]] = img
-        return images
 
     def _annotations(self, raw: list, images: dict, cats: dict, file: Path, log: BadRecordLog) -> list[dict]:
         """Annotations that pycocotools can index and that have a known category and image."""
@@ -436,6 +412,25 @@ def looks_synthetic(data: dict) -> bool:
     """Whether a COCO dict is labelled SYNTHETIC in its ``info.description`` (see ``synthetic.py``)."""
     info = data.get("info")
     return isinstance(info, dict) and str(info.get("description", "")).startswith("SYNTHETIC")
+
+
+def _records_by_id(raw: list, what: str, key: str, has_key, file: Path, log: BadRecordLog) -> dict[Any, dict]:
+    """The records of a COCO list (``categories``, ``images``) by ``id``.
+
+    ``has_key(record)`` says whether the record has its required ``key`` (``name``, ``file_name``).
+    A non-dict record, one without ``id`` or ``key`` (``"<what> #k"``) and a repeated id
+    (``"<what> id=N"``) are reported through ``log`` and skipped.
+    """
+    out: dict[Any, dict] = {}
+    for k, rec in enumerate(raw):
+        if not isinstance(rec, dict) or "id" not in rec or not has_key(rec):
+            log.report(AnnotationError(str(file), f"{what} #{k}", f"needs 'id' and '{key}': {rec!r}"))
+            continue
+        if rec["id"] in out:
+            log.report(AnnotationError(str(file), f"{what} id={rec['id']}", f"duplicated {what} id"))
+            continue
+        out[rec["id"]] = rec
+    return out
 
 
 def _index(dataset: dict):
