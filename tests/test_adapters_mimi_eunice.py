@@ -64,9 +64,11 @@ def test_real_strips_skip_bad():
 def test_demo_subset_and_capabilities():
     adapter = MimiEuniceAdapter()
     pages = adapter.load(DEMO, log=BadRecordLog())
-    assert [p.page_id for p in pages] == [f"mimi-eunice/Mimi_and_Eunice/{n}" for n in ("027", "046", "052", "055")]
-    assert [len(p.balloons) for p in pages] == [4, 2, 3, 2]
-    assert pages[0].balloons[1].text == "I'm more perfect!"
+    assert [p.page_id for p in pages] == [f"mimi-eunice/Mimi_and_Eunice/{n}" for n in ("019", "027", "050", "052")]
+    assert [len(p.balloons) for p in pages] == [4, 4, 4, 3]
+    # raw: "*FORCING* IT WILL JUST GIVE YOU *HEMOR\u00adRHOIDS!*" (emphasis asterisks, soft hyphen)
+    assert pages[0].balloons[1].text == "FORCING IT WILL JUST GIVE YOU HEMORRHOIDS!"
+    assert pages[0].balloons[2].speaker == "SFX"
     caps = adapter.capabilities(pages)
     assert set(caps) == set(TASKS)
     assert {t for t, why in caps.items() if why is None} == {"dialog_reordering"}
