@@ -38,6 +38,16 @@ def _tasks(text: str) -> list[str]:
     return tasks
 
 
+def _ratios(text: str) -> tuple[float, float, float]:
+    try:
+        ratios = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        ratios = ()
+    if len(ratios) != 3 or any(not 0 <= r <= 1 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
+        raise argparse.ArgumentTypeError(f"--split-ratios {text!r}: give TRAIN,VALIDATION,TEST fractions summing to 1")
+    return ratios  # type: ignore[return-value]
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ai4va-fg`` (all subcommands)."""
     parser = argparse.ArgumentParser(prog="ai4va-fg", description="Build and publish the AI4VA-FG benchmark.")
@@ -52,6 +62,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="annotation file or dataset folder (repeatable, paired with --source in order)")
     b.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically when done)")
     b.add_argument("--seed", type=int, default=0, help="seed of splits and question sampling (default 0)")
+    b.add_argument("--split-ratios", type=_ratios, default=None, metavar="TRAIN,VAL,TEST",
+                   help="page fractions of train/validation/test (default 0.8,0.1,0.1); splits are by page")
     b.add_argument("--tasks", type=_tasks, default=None, help=f"comma-separated subset of: {', '.join(TASKS)}")
     b.add_argument("--skip-bad", action="store_true",
                    help="skip bad annotation records (listed in build_report.json) instead of stopping")
@@ -98,7 +110,8 @@ def _build(args: argparse.Namespace) -> int:
         pu_client = make_client(args.pu_provider, args.pu_model, base_url=args.pu_base_url)
     elif args.pu_model or args.pu_base_url:
         raise ValueError("--pu-model / --pu-base-url need --pu-provider")
-    build(sources, args.out, seed=args.seed, tasks=args.tasks, skip_bad=args.skip_bad, pu_client=pu_client,
+    ratios = {"ratios": args.split_ratios} if args.split_ratios else {}
+    build(sources, args.out, seed=args.seed, **ratios, tasks=args.tasks, skip_bad=args.skip_bad, pu_client=pu_client,
           pu_questions=args.pu_questions, contact_sheet=not args.no_contact_sheet)
     return 0
 

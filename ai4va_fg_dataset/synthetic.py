@@ -256,3 +256,22 @@ def make_synthetic_ai4va(out_dir: str | os.PathLike, n_pages: int = 6, seed: int
         json.dump(data, f, indent=1)
     os.replace(tmp, path)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ai4va_fg_dataset.synthetic --out DIR [--pages N] [--seed S]``: write a SYNTHETIC set."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write a SYNTHETIC page set in the AI4VA annotation schema.")
+    parser.add_argument("--out", required=True, help="output folder (pages + synthetic_ai4va.json)")
+    parser.add_argument("--pages", type=int, default=12, help="number of pages (default 12)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.pages < 1:
+        parser.error(f"--pages must be >= 1, got {args.pages}")
+    print(make_synthetic_ai4va(args.out, args.pages, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -331,3 +331,20 @@ def test_coco_mapping_file_plugs_in_another_schema(tmp_path, capsys):
     mapping.write_text(json.dumps({"charakter": ["figure"]}))
     assert main([*args, "--out", str(tmp_path / "bad"), "--coco-mapping", str(mapping)]) == 2
     assert "unknown CocoMapping fields ['charakter']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["0.8,0.2", "0.5,0.5,0.5", "a,b,c", "1.2,-0.1,-0.1"])
+def test_split_ratios_are_checked(bad, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["build", "--source", "auto", "--path", str(DEMO), "--out", str(tmp_path / "o"), "--split-ratios", bad])
+    assert exc.value.code == 2
+    assert f"--split-ratios {bad!r}: give TRAIN,VALIDATION,TEST fractions summing to 1" in capsys.readouterr().err
+
+
+def test_split_ratios_reach_the_build(tmp_path):
+    out = tmp_path / "o"
+    assert main(["build", "--source", "auto", "--path", str(DEMO), "--out", str(out), "--split-ratios", "0.6,0.2,0.2",
+                 "--no-contact-sheet"]) == 0
+    report = json.loads((out / "build_report.json").read_text())
+    # 13 pages x (0.6, 0.2, 0.2) = 7.8 / 2.6 / 2.6 -> largest remainder: 8 / 3 / 2
+    assert report["pages_per_split"] == {"train": 8, "validation": 3, "test": 2}
