@@ -16,6 +16,11 @@ With ``--dataset``, a small overlay folder is written (default under
 ``~/.cache/ai4va_fg/lmms_eval_tasks/``): one YAML per task that ``include:``\\ s the installed task
 by absolute path and sets ``dataset_path``, plus the group files. Only the overlay is passed to
 lmms-eval, so task names do not clash. The overlay is rebuilt atomically on every call.
+
+A local build need not have all seven tasks (real sources without character annotations feed only
+the reordering tasks, and a small build may have no test rows of a task): the overlay then keeps only
+the tasks whose config has a ``test`` split in the build's dataset card, the groups list only those,
+and the ones left out are reported, so ``--tasks ai4va_fg`` runs on what the build has.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 TASKS_DIR = Path(__file__).resolve().parent / "ai4va_fg"
 """The installed ``ai4va_fg`` lmms-eval task folder (YAMLs + utils.py)."""
 
@@ -41,13 +48,8 @@ def tasks_dir() -> Path:
 
 
 def _is_group(path: Path) -> bool:
-    import yaml
-
-    with open(path, encoding="utf-8") as f:
-        head = f.read()
-    # Group files have a top-level `group:` key; task files a `task:` scalar (no !function tags here).
-    data = yaml.safe_load("\n".join(line for line in head.splitlines() if "!function" not in line)) or {}
-    return "group" in data
+    """Group files have a top-level ``group:`` key; task files a ``task:`` scalar."""
+    return "group" in _task_fields(path)
 
 
 def _resolve_dataset(dataset: str) -> str:
@@ -62,20 +64,67 @@ def _resolve_dataset(dataset: str) -> str:
     return dataset
 
 
-def write_overlay(dataset: str, out: str | os.PathLike | None = None) -> Path:
+def _yaml_front_matter(path: Path) -> dict:
+    """The YAML header of a ``README.md`` dataset card (``{}`` when it has none)."""
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return {}
+    return yaml.safe_load(text.split("---", 2)[1]) or {}
+
+
+def configs_with_test_split(dataset_dir: str | os.PathLike) -> set[str] | None:
+    """Config names of a local build that have a ``test`` split, from its card's ``configs:``.
+
+    Returns ``None`` when the folder has no ``README.md`` card (nothing to restrict by).
+    """
+    card = Path(dataset_dir) / "README.md"
+    if not card.is_file():
+        return None
+    configs = _yaml_front_matter(card).get("configs") or []
+    return {
+        c["config_name"]
+        for c in configs
+        if any(f.get("split") == "test" for f in c.get("data_files") or [] if isinstance(f, dict))
+    }
+
+
+def _task_fields(path: Path) -> dict:
+    """Plain ``key: value`` fields of a task YAML (``!function`` lines skipped)."""
+    text = path.read_text(encoding="utf-8")
+    return yaml.safe_load("\n".join(line for line in text.splitlines() if "!function" not in line)) or {}
+
+
+def write_overlay(dataset: str, out: str | os.PathLike | None = None, omitted: list[str] | None = None) -> Path:
     """Write the task overlay pointing every AI4VA-FG task at ``dataset`` (see the module docstring).
 
     Args:
         dataset: a built AI4VA-FG folder (made absolute) or a Hub dataset id (``owner/name``).
         out: overlay folder; default ``~/.cache/ai4va_fg/lmms_eval_tasks/<hash of dataset>``.
 
+        omitted: if given, gets one line per task or group left out of the overlay, with the reason.
+
     Returns:
         The overlay folder, to pass to ``--include_path``.
 
     Raises:
-        ValueError: ``dataset`` looks like a local path that does not exist, or is a file.
+        ValueError: ``dataset`` looks like a local path that does not exist, or is a file, or a local
+            build with no task that has a test split.
     """
     target = _resolve_dataset(dataset)
+    present = configs_with_test_split(target) if Path(target).is_dir() else None
+    omitted = omitted if omitted is not None else []
+    kept: set[str] = set()
+    task_files, group_files = [], []
+    for src in sorted(TASKS_DIR.glob("*.yaml")):
+        (group_files if _is_group(src) else task_files).append(src)
+    for src in task_files:
+        fields = _task_fields(src)
+        if present is not None and fields.get("dataset_name") not in present:
+            omitted.append(f"{fields['task']}: the build has no test split of {fields.get('dataset_name')!r}")
+        else:
+            kept.add(fields["task"])
+    if not kept:
+        raise ValueError(f"--dataset {dataset!r}: no AI4VA-FG task with a test split in its dataset card")
     if out is None:
         digest = hashlib.sha256(f"{target}|{TASKS_DIR}".encode()).hexdigest()[:16]
         out = DEFAULT_OVERLAY_ROOT.expanduser() / digest
@@ -85,10 +134,22 @@ def write_overlay(dataset: str, out: str | os.PathLike | None = None) -> Path:
     try:
         tmp.chmod(0o755)
         quoted = target.replace("'", "''")
-        for src in sorted(TASKS_DIR.glob("*.yaml")):
-            if _is_group(src):
+        for src in group_files:
+            group = _task_fields(src)
+            members = [t for t in group.get("task", []) if t in kept]
+            if not members:
+                omitted.append(f"{group['group']}: none of its tasks is in the build")
+            elif len(members) == len(group.get("task", [])):
                 shutil.copyfile(src, tmp / src.name)
             else:
+                group["task"] = members
+                (tmp / src.name).write_text(
+                    f"# Overlay: {src.name} restricted to the tasks this build has.\n"
+                    + yaml.safe_dump(group, sort_keys=False),
+                    encoding="utf-8",
+                )
+        for src in task_files:
+            if _task_fields(src)["task"] in kept:
                 (tmp / src.name).write_text(
                     f"# Overlay written by `python -m lmms_eval_tasks.path --dataset`: {src.name} on another dataset.\n"
                     f"include: {src}\n"
@@ -123,8 +184,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--out needs --dataset")
         print(tasks_dir())
         return 0
+    omitted: list[str] = []
     try:
-        print(write_overlay(args.dataset, args.out))
+        print(write_overlay(args.dataset, args.out, omitted))
+        for line in omitted:
+            print(f"left out: {line}", file=sys.stderr)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

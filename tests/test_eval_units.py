@@ -194,6 +194,50 @@ def test_include_path_and_overlay(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+CARD = """---
+configs:
+- config_name: dialog_reordering
+  data_files:
+  - split: train
+    path: [dialog_reordering/train-00000-of-00001.parquet]
+  - split: test
+    path: [dialog_reordering/test-00000-of-00001.parquet]
+- config_name: depth_comparison
+  data_files:
+  - split: train
+    path: [depth_comparison/train-00000-of-00001.parquet]
+---
+# AI4VA-FG
+"""
+
+
+def test_overlay_keeps_only_the_tasks_a_build_has(tmp_path, capsys):
+    """A partial build (e.g. real sources without character annotations) still runs as `--tasks ai4va_fg`."""
+    import yaml
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "README.md").write_text(CARD)
+    assert path.configs_with_test_split(data) == {"dialog_reordering"}
+    assert path.main(["--dataset", str(data), "--out", str(tmp_path / "overlay")]) == 0
+    printed = capsys.readouterr()
+    out = Path(printed.out.strip())
+    assert "left out: ai4va_fg_character_counting: the build has no test split" in printed.err
+    names = sorted(p.name for p in out.glob("*.yaml"))
+    assert names == ["ai4va_fg.yaml", "ai4va_fg_dialog_reordering.yaml", "ai4va_fg_dialog_reordering_think.yaml",
+                     "ai4va_fg_dialog_reordering_tool.yaml", "ai4va_fg_think.yaml", "ai4va_fg_tool.yaml"]
+    group = yaml.safe_load((out / "ai4va_fg.yaml").read_text())
+    assert group["group"] == "ai4va_fg" and group["task"] == ["ai4va_fg_dialog_reordering"]
+    assert group["aggregate_metric_list"][0]["metric"] == "accuracy"
+    # depth_comparison has no test split: left out, and said so; the zoom group has no task left
+    out_lines = path.write_overlay(str(data), tmp_path / "overlay2", omitted=(omitted := [])) and omitted
+    assert "ai4va_fg_depth_comparison: the build has no test split of 'depth_comparison'" in out_lines
+    assert "ai4va_fg_zoom: none of its tasks is in the build" in out_lines
+    (data / "README.md").write_text(CARD.replace("split: test", "split: validation"))
+    with pytest.raises(ValueError, match="no AI4VA-FG task with a test split"):
+        path.write_overlay(str(data), tmp_path / "overlay3")
+
+
 def _results(model_args, tasks):
     return {"results": {name: {"alias": name, **{f"{k},none": v for k, v in m.items()},
                                "accuracy_stderr,none": 0.1} for name, m in tasks.items()},
