@@ -19,23 +19,20 @@ from trl import GRPOConfig, GRPOTrainer, ModelConfig, get_peft_config
 
 from trl_rarl.chat_template import install_tool_chat_template
 from trl_rarl.data import load_tasks, to_grpo_dataset
-from trl_rarl.recipe_setup import CLOSED_TASKS, parse_recipe_args
+from trl_rarl.recipe_setup import CLOSED_TASKS, DatasetArguments, parse_recipe_args
 from trl_rarl.rewards import grpo_reward_funcs
 
 logger = logging.getLogger("grpo")
 
 
 @dataclass
-class GRPOScriptArguments:
+class GRPOScriptArguments(DatasetArguments):
     """Dataset and prompt options of the vanilla GRPO baseline."""
 
-    dataset_path: str = field(metadata={"help": "Built AI4VA-FG dataset folder."})
-    train_split: str = field(default="train", metadata={"help": "Split to train on."})
     train_tasks: list[str] = field(
         default_factory=lambda: list(CLOSED_TASKS), metadata={"help": "Tasks to train on (default: closed-ended)."}
     )
     prompt_mode: str = field(default="think", metadata={"help": "Prompt mode: 'direct' or 'think'."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N rows."})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,21 +28,16 @@ from trl import ModelConfig, get_peft_config
 
 from trl_rarl.config import RARLConfig
 from trl_rarl.data import load_tasks, to_grpo_dataset
-from trl_rarl.recipe_setup import parse_recipe_args
+from trl_rarl.recipe_setup import DatasetArguments, parse_recipe_args
 
 logger = logging.getLogger("rarl")
 
 
 @dataclass
-class DataArguments:
-    """Where the built AI4VA-FG dataset lives and which part of it to use."""
+class DataArguments(DatasetArguments):
+    """Where the built AI4VA-FG dataset lives and which part of it to use (tasks: ``RARLConfig.train_tasks``)."""
 
-    dataset_path: str = field(metadata={"help": "Built AI4VA-FG dataset folder (`ai4va-fg build --out DIR`)."})
-    train_split: str = field(default="train", metadata={"help": "Split to train on."})
     eval_split: str | None = field(default=None, metadata={"help": "Split to evaluate on (None: no evaluation)."})
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Keep only the first N training rows (smoke runs)."}
-    )
 
 
 def make_judge(args: RARLConfig):

@@ -23,23 +23,20 @@ from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 
 from trl_rarl.chat_template import install_tool_chat_template
 from trl_rarl.data import load_tasks, load_trajectories, to_sft_dataset
-from trl_rarl.recipe_setup import CLOSED_TASKS, parse_recipe_args
+from trl_rarl.recipe_setup import CLOSED_TASKS, DatasetArguments, parse_recipe_args
 
 logger = logging.getLogger("sft")
 
 
 @dataclass
-class SFTScriptArguments:
+class SFTScriptArguments(DatasetArguments):
     """Dataset options of the SFT baselines."""
 
-    dataset_path: str = field(metadata={"help": "Built AI4VA-FG dataset folder."})
     variant: str = field(default="sft_s", metadata={"help": "'sft_s' (answers) or 'sft_r' (reasoning).", "choices": ["sft_s", "sft_r"]})
     trajectories: str | None = field(default=None, metadata={"help": "SFT-R trajectories JSONL (distill_sft_r.py)."})
-    train_split: str = field(default="train", metadata={"help": "Split to train on."})
     train_tasks: list[str] = field(
         default_factory=lambda: list(CLOSED_TASKS), metadata={"help": "Tasks to train on."}
     )
-    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N rows."})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,13 +4,15 @@ Each recipe (method.md section 4: vanilla GRPO, SFT-S/SFT-R and RARL) parses the
 arguments, ``(its script arguments, a TRL training config, trl.ModelConfig)``, from ``--config`` YAML and
 the command line, logs at INFO, and hands the model's ``dtype`` / ``attn_implementation`` to
 ``from_pretrained`` through ``training_args.model_init_kwargs``. :func:`parse_recipe_args` does all of
-that; the rows come from :func:`trl_rarl.data.load_tasks` (with ``max_rows`` for smoke runs).
+that; every recipe's script arguments extend :class:`DatasetArguments`, and the rows come from
+:func:`trl_rarl.data.load_tasks` (with ``max_rows=max_train_samples`` for smoke runs).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ai4va_fg_dataset.schema import TASKS
@@ -18,6 +20,17 @@ from ai4va_fg_dataset.schema import TASKS
 CLOSED_TASKS: tuple[str, ...] = tuple(t for t in TASKS if t != "panel_understanding")
 """The closed-ended tasks (every task but ``panel_understanding``): the default training set of vanilla GRPO
 and SFT (method.md section 4)."""
+
+
+@dataclass
+class DatasetArguments:
+    """The dataset options every recipe has: the built folder, the training split and a row cap."""
+
+    dataset_path: str = field(metadata={"help": "Built AI4VA-FG dataset folder (`ai4va-fg build --out DIR`)."})
+    train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Keep only the first N training rows (smoke runs)."}
+    )
 
 
 def model_init_kwargs(model_args) -> dict:
