@@ -29,8 +29,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
+from .atomic_dir import replacing_dir
 from .dataset_card import CardInfo, write_card
 from .schema import SPLITS, TASKS, Sample, features
 
@@ -348,27 +347,8 @@ def staging_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
         NotADirectoryError: ``out_dir`` is a file.
     """
     out = check_output_dir(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the final folder gets normal permissions
-    try:
+    # the final folder gets normal permissions (mkdtemp makes it 0700)
+    with replacing_dir(out, mode=0o777 & ~umask) as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "previous")
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old / "previous", out)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)

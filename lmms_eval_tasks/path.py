@@ -31,10 +31,11 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
+
+from ai4va_fg_dataset.atomic_dir import replacing_dir
 
 TASKS_DIR = Path(__file__).resolve().parent / "ai4va_fg"
 """The installed ``ai4va_fg`` lmms-eval task folder (YAMLs + utils.py)."""
@@ -129,10 +130,7 @@ def write_overlay(dataset: str, out: str | os.PathLike | None = None, omitted: l
         digest = hashlib.sha256(f"{target}|{TASKS_DIR}".encode()).hexdigest()[:16]
         out = DEFAULT_OVERLAY_ROOT.expanduser() / digest
     out = Path(out).expanduser().resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        tmp.chmod(0o755)
+    with replacing_dir(out) as tmp:
         quoted = target.replace("'", "''")
         for src in group_files:
             group = _task_fields(src)
@@ -156,16 +154,6 @@ def write_overlay(dataset: str, out: str | os.PathLike | None = None, omitted: l
                     f"dataset_path: '{quoted}'\n",
                     encoding="utf-8",
                 )
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "x")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -35,9 +35,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 logger = logging.getLogger("make_tiny_model")
@@ -286,23 +284,12 @@ def make_tiny_model(out: str | os.PathLike, seed: int = 0, chat_template_path: s
     model = build_model(tokenizer, seed)
     model.generation_config = build_generation_config(tokenizer)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the checkpoint is meant to be shared
+    from ai4va_fg_dataset.atomic_dir import replacing_dir
+
+    with replacing_dir(out, mode=0o755) as tmp:  # 0o755: the checkpoint is meant to be shared
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         (tmp / STAMP_FILE).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("built tiny Qwen2.5-VL (%d parameters, vocab %d) in %s", n_params, len(tokenizer), out)
     return out

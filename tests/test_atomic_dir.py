@@ -1,0 +1,53 @@
+"""ai4va_fg_dataset.atomic_dir.replacing_dir: a folder is replaced whole or not at all, no temp folder left."""
+
+import os
+import stat
+
+import pytest
+
+from ai4va_fg_dataset import atomic_dir
+from ai4va_fg_dataset.atomic_dir import replacing_dir
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_text() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_new_folder_replaces_old_one_whole(tmp_path):
+    out = tmp_path / "sub" / "out"
+    with replacing_dir(out) as tmp:  # parent created, nothing there yet
+        assert tmp.parent == out.parent and not out.exists()
+        (tmp / "a.txt").write_text("1")
+    assert _tree(out) == {"a.txt": "1"} and stat.S_IMODE(out.stat().st_mode) == 0o755
+    with replacing_dir(out, mode=0o750) as tmp:
+        (tmp / "b.txt").write_text("2")
+        assert _tree(out) == {"a.txt": "1"}  # readers see the old folder until the block ends
+    assert _tree(out) == {"b.txt": "2"} and stat.S_IMODE(out.stat().st_mode) == 0o750
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]  # no temp or old folder left
+
+
+def test_error_in_block_leaves_old_folder(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="boom"), replacing_dir(out) as tmp:
+        (tmp / "a.txt").write_text("new")
+        raise RuntimeError("boom")
+    assert _tree(out) == {"a.txt": "old"} and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_failed_move_puts_old_folder_back(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.txt").write_text("old")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(src).startswith(str(tmp_path / ".out.tmp-")):
+            raise OSError("disk gone")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic_dir.os, "replace", replace)
+    with pytest.raises(OSError, match="disk gone"), replacing_dir(out) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert _tree(out) == {"a.txt": "old"} and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
