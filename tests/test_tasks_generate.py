@@ -87,3 +87,20 @@ def test_page_rng_is_stable_across_processes():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert float(out.stdout.strip()) == here
     assert page_rng(5, "depth_comparison", "ai4va/book/p2").random() != here
+
+
+@pytest.mark.parametrize("task", ["action_recognition", "depth_comparison", "dialog_reordering",
+                                  "character_identification", "character_counting"])
+def test_max_per_page_caps_samples_and_is_checked(pages, task):
+    cls = type(GENERATORS[task])
+    default = cls()
+    assert default.max_per_page == cls.default_max_per_page >= 1
+    capped = cls(max_per_page=1)
+    per_page = Counter()
+    for page in pages:
+        if capped.why_not(page) is None:
+            capped.prepare(pages)
+            per_page.update(s.page_id for s in capped.generate(page, page_rng(0, task, page.page_id)))
+    assert per_page and max(per_page.values()) == 1
+    with pytest.raises(ValueError, match=f"{task}: max_per_page must be >= 1, got 0"):
+        cls(max_per_page=0)

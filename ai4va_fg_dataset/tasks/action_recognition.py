@@ -38,12 +38,12 @@ class ActionRecognitionGenerator(TaskGenerator):
     name = "action_recognition"
     panel_scope = "single"
     skill = "recognition"
+    default_max_per_page = MAX_PER_PAGE
 
-    def __init__(self, vocabulary: Sequence[str] | None = None, max_per_page: int = MAX_PER_PAGE):
-        super().__init__()
+    def __init__(self, vocabulary: Sequence[str] | None = None, max_per_page: int | None = None):
+        super().__init__(max_per_page)
         self.fixed_vocabulary = list(vocabulary) if vocabulary else None
         self.vocabulary: list[str] = list(self.fixed_vocabulary or [])
-        self.max_per_page = max_per_page
 
     def prepare(self, pages: Sequence[Page]) -> None:
         """Collect the distinct pose labels of ``pages`` (sorted, case-insensitive), plus defaults

@@ -88,14 +88,23 @@ class TaskGenerator(ABC):
         name: the task, one of :data:`~ai4va_fg_dataset.schema.TASKS`.
         panel_scope: ``"single"`` or ``"multi"`` (default of the task's samples).
         skill: ``"recognition"`` or ``"understanding"``.
+        max_per_page: at most this many samples per page (``None``: no cap); the class default
+            ``default_max_per_page`` follows the paper's per-task question counts.
+
+    Raises:
+        ValueError: ``max_per_page`` < 1.
     """
 
     name: str = ""
     panel_scope: str = "single"
     skill: str = "recognition"
+    default_max_per_page: int | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, max_per_page: int | None = None) -> None:
         self._skips: Counter[str] = Counter()
+        self.max_per_page = max_per_page if max_per_page is not None else self.default_max_per_page
+        if self.max_per_page is not None and self.max_per_page < 1:
+            raise ValueError(f"{self.name}: max_per_page must be >= 1, got {self.max_per_page}")
 
     def prepare(self, pages: Sequence[Page]) -> None:
         """Look at all pages before generating (e.g. collect the pose vocabulary). Default: nothing."""

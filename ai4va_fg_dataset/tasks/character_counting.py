@@ -29,10 +29,7 @@ class CharacterCountingGenerator(TaskGenerator):
     name = "character_counting"
     panel_scope = "multi"
     skill = "recognition"
-
-    def __init__(self, max_per_page: int = MAX_PER_PAGE):
-        super().__init__()
-        self.max_per_page = max_per_page
+    default_max_per_page = MAX_PER_PAGE
 
     def why_not(self, page: Page) -> str | None:
         if not any(e.identity for e in page.characters):

@@ -46,10 +46,7 @@ class DepthComparisonGenerator(TaskGenerator):
     name = "depth_comparison"
     panel_scope = "single"
     skill = "understanding"
-
-    def __init__(self, max_per_page: int = MAX_PER_PAGE):
-        super().__init__()
-        self.max_per_page = max_per_page
+    default_max_per_page = MAX_PER_PAGE
 
     def why_not(self, page: Page) -> str | None:
         if not any(e.depth is not None for e in page.entities):

@@ -45,10 +45,7 @@ class DialogReorderingGenerator(TaskGenerator):
     name = "dialog_reordering"
     panel_scope = "multi"
     skill = "understanding"
-
-    def __init__(self, max_per_page: int = MAX_PER_PAGE):
-        super().__init__()
-        self.max_per_page = max_per_page
+    default_max_per_page = MAX_PER_PAGE
 
     def why_not(self, page: Page) -> str | None:
         if len(_ordered(page)) < MIN_BALLOONS:

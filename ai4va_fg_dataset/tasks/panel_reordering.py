@@ -61,10 +61,7 @@ class PanelReorderingGenerator(TaskGenerator):
     name = "panel_reordering"
     panel_scope = "multi"
     skill = "understanding"
-
-    def __init__(self, max_per_page: int = MAX_PER_PAGE):
-        super().__init__()
-        self.max_per_page = max_per_page
+    default_max_per_page = MAX_PER_PAGE
 
     def why_not(self, page: Page) -> str | None:
         if len(page.panels) < MIN_PANELS:
