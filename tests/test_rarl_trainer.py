@@ -143,6 +143,7 @@ def test_two_step_run_executes_crops_rewards_and_logs(tiny_model, dataset_dir, t
         assert h["zoom/iou"] > 0.9 and h["zoom/iou_first"] > 0.9 and h["zoom/overlap"] > 0.9
         assert 0 < h["zoom/crop_area_ratio"] < 1 and h["zoom/crop_visual_tokens"] > 0
         assert h["tools/call_frequency"] > 0 and h["completions/mean_length"] > 0
+        assert h["zoom/undelivered_calls_per_sample"] == 0  # nothing rolled back: every recorded call was seen
     # warm start: format + tool count only -> (2 + 0 + 0 + 2) / 4
     assert logs[0]["reward"] == pytest.approx(1.0)
     assert logs[0]["rewards/accuracy_reward/mean"] == pytest.approx(0.75)  # logged although not weighted yet
@@ -163,6 +164,33 @@ def test_two_step_run_executes_crops_rewards_and_logs(tiny_model, dataset_dir, t
     # crops reached the forward pass: more image grids than pages, per-rollout image counts 1 or 2
     assert grids and any(n > 4 for n, _ in grids)
     assert any(2 in counts for _, counts in grids)
+
+
+def test_crops_rolled_back_for_length_earn_no_tool_reward(tiny_model, dataset_dir, tmp_path):
+    """A completion budget that fits the tool call but not the crop: TRL executes the tool, then rolls its
+    result back; the crop was never seen, so it earns no IoU / count reward and is logged as undelivered."""
+    from transformers import AutoProcessor
+
+    from trl_rarl.environment import VisionFrame
+    from trl_rarl.trainer import RARLTrainer
+
+    processor = AutoProcessor.from_pretrained(tiny_model, padding_side="left")
+    fw, fh = VisionFrame.from_processor(processor).resized(*PAGE)
+    box = [round(GT[0] * fw / PAGE[0]), round(GT[1] * fh / PAGE[1]), round(GT[2] * fw / PAGE[0]), round(GT[3] * fh / PAGE[1])]
+    good = _call({"bbox_2d": box, "label": "hero"})
+    budget = len(processor.tokenizer(good + "<|im_end|>")["input_ids"]) + 2  # the call fits, the crop does not
+    args = _config(tmp_path, max_completion_length=budget, max_steps=1, warm_start_steps=0)
+    trainer = RARLTrainer(tiny_model, args=args, train_dataset=_train_set(dataset_dir, ["action_recognition"]),
+                          processing_class=processor)
+    script_turns(trainer, [good], "<think>it sits</think><answer>B</answer>")
+    trainer.train()
+    (h,) = [h for h in trainer.state.log_history if "loss" in h]
+    assert h["zoom/undelivered_calls_per_sample"] == pytest.approx(1.0)  # every rollout's crop was rolled back
+    assert h["zoom/ok_calls_per_sample"] == 0.0
+    assert list(trainer._logs["rewards"]["tool_iou_reward"]) == [0.0] * 4
+    assert list(trainer._logs["rewards"]["tool_count_reward"]) == [0.0] * 4  # 0 seen crops for 1 GT region
+    for comp in trainer._logs["completion"]:
+        assert not [m for m in comp if m["role"] == "tool"]  # TRL removed the tool message
 
 
 def test_curriculum_warm_start_and_resume_keep_the_stage(tiny_model, dataset_dir, tmp_path):
@@ -247,3 +275,29 @@ def test_zoom_environment_contract():
     env.reset(image=None, bboxes=[], id="broken")  # unreadable page: no crash, an error to the model
     assert env.image_zoom_in_tool([0, 0, 5, 5]).startswith("Error: no readable page image")
     assert env.calls == []
+
+
+def test_calls_rolled_back_by_trl_are_dropped_before_scoring():
+    """TRL removes the tool messages of a turn that would overflow max_completion_length after running the
+    tool; those crops were never seen, so they leave the environment's records (and the rewards)."""
+    from trl_rarl.environment import VisionFrame, ZoomEnvironment
+
+    env = ZoomEnvironment(VisionFrame(14, 2, 3136, 12544), min_size=28, max_calls=None)
+    env.reset(image=_page(0), bboxes=[GT], id="x")
+    first = env.image_zoom_in_tool([30, 40, 60, 90])
+    rejected = env.image_zoom_in_tool([5, 5, 1, 1])
+    env.image_zoom_in_tool([0, 0, 40, 40])  # executed, then rolled back by TRL
+    assert len(env.calls) == 3 and len(env.crop_tokens) == 2
+    completion = [
+        {"role": "assistant", "content": "<think>a</think>", "tool_calls": ["..."]},
+        {"role": "tool", "name": "image_zoom_in_tool", "content": first},
+        {"role": "assistant", "content": "<think>b</think>", "tool_calls": ["...", "..."]},
+        {"role": "tool", "name": "image_zoom_in_tool", "content": rejected},
+        # a call with wrong argument names never reaches the environment: TRL writes its own error
+        {"role": "tool", "name": "image_zoom_in_tool", "content": "{'error': \"unexpected keyword 'box'\"}"},
+        {"role": "assistant", "content": "<think>c</think>", "tool_calls": ["..."]},  # its result was dropped
+    ]
+    assert env.drop_undelivered(completion) == 1
+    assert [c.ok for c in env.calls] == [True, False] and len(env.crop_tokens) == 1 and env.undelivered == 1
+    assert env.drop_undelivered(completion) == 0 and env.undelivered == 1  # idempotent
+    assert env.drop_undelivered("plain text completion") == 0 and len(env.calls) == 2

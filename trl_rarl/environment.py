@@ -103,6 +103,7 @@ class ZoomEnvironment:
         self.crop_tokens: list[int] = []
         self.page_size: tuple[int, int] = (0, 0)
         self.reset_error: str | None = None
+        self.undelivered = 0
 
     def reset(self, **row) -> None:
         """Start a rollout on a dataset row.
@@ -115,6 +116,7 @@ class ZoomEnvironment:
         self.gt_boxes = [tuple(float(v) for v in b) for b in (row.get("bboxes") or [])]
         self.crop_tokens = []
         self.reset_error = None
+        self.undelivered = 0
         try:
             seen = as_pil(row["image"])
             page = as_pil(row["image_full"]) if row.get("image_full") is not None else seen
@@ -154,10 +156,50 @@ class ZoomEnvironment:
         self.crop_tokens.append(self.frame.visual_tokens(w, h))
         return [{"type": "image", "image": result.image}, {"type": "text", "text": result.text()}]
 
+    def drop_undelivered(self, completion: Any) -> int:
+        """Forget the calls whose result never reached the model, so rewards and metrics ignore them.
+
+        TRL executes a turn's tool calls, then rolls back their tool messages when the results would
+        push the completion past ``max_completion_length`` (``GRPOTrainer._tool_call_loop``); this
+        environment has recorded those calls all the same. Every call that reaches
+        :meth:`image_zoom_in_tool` leaves exactly one tool message of this environment's making (a crop:
+        a list of content blocks; a rejection: a text starting with ``"Error: "``), in call order, and a
+        rollback only removes trailing messages, so the first ``k`` records are the delivered ones, ``k``
+        being the number of such messages in ``completion``. Messages TRL writes itself (a call with
+        wrong argument names never reaches the method: ``"{'error': ...}"``) are not counted.
+
+        Args:
+            completion: the rollout's TRL conversational completion (list of messages); anything else
+                (a plain-text completion, no tool loop) drops nothing.
+
+        Returns:
+            The number of calls dropped (also kept in :attr:`undelivered` for the metrics).
+        """
+        if self.tool is None or not isinstance(completion, list):
+            return 0
+        delivered = sum(
+            1
+            for m in completion
+            if isinstance(m, dict) and m.get("role") == "tool" and _is_own_reply(m.get("content"))
+        )
+        dropped = self.tool.calls[delivered:]
+        if dropped:
+            del self.tool.calls[delivered:]
+            ok_dropped = sum(1 for c in dropped if c.ok)
+            if ok_dropped:
+                del self.crop_tokens[len(self.crop_tokens) - ok_dropped :]
+        self.undelivered += len(dropped)
+        return len(dropped)
+
     @property
     def calls(self):
         """The :class:`~ai4va_fg_dataset.zoom_tool.ZoomCallRecord` list of this rollout (empty before a call)."""
         return self.tool.calls if self.tool is not None else []
+
+
+def _is_own_reply(content: Any) -> bool:
+    """Whether a tool message's content was made by :meth:`ZoomEnvironment.image_zoom_in_tool`."""
+    return isinstance(content, list) or (isinstance(content, str) and content.startswith("Error: "))
 
 
 def zoom_environment_factory(processing_class, args) -> callable:

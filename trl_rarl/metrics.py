@@ -4,7 +4,7 @@
 so they can be summed across processes before averaging: tool calls per sample, accepted / rejected
 calls, tool-call parse failures, IoU of each executed crop with its matched GT box (all, first, second
 crop), overlap (fraction of the GT box covered), crop area ratio (crop area / page area) and visual
-tokens of the crop.
+tokens of the crop, and calls whose results TRL rolled back (never seen by the model, not rewarded).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ METRIC_NAMES = (
     "zoom/overlap",
     "zoom/crop_area_ratio",
     "zoom/crop_visual_tokens",
+    "zoom/undelivered_calls_per_sample",
 )
 
 
@@ -57,6 +58,7 @@ def zoom_metrics(environments: Sequence, completions: Sequence) -> dict[str, tup
         add("zoom/rejected_calls_per_sample", len(calls) - len(ok))
         add("zoom/parse_failures_per_sample", failures)
         add("zoom/samples_with_parse_failure", float(failures > 0))
+        add("zoom/undelivered_calls_per_sample", getattr(env, "undelivered", 0))
         if not ok:
             continue
         boxes = [c.executed for c in ok]

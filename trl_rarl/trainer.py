@@ -7,7 +7,8 @@ and masks tool tokens from the loss. This class only:
 * supplies the defaults: the tool chat template, the zoom environment, the RARL rewards;
 * switches the reward weights at the end of the warm start (``_generate_and_score_completions``);
 * samples by curriculum stage (``_get_train_sampler``);
-* logs zoom metrics every step (``_calculate_rewards``), plus ``schedule/phase`` and ``schedule/stage``.
+* drops the zoom calls whose results TRL rolled back before scoring, and logs zoom metrics every step
+  (``_calculate_rewards``), plus ``schedule/phase`` and ``schedule/stage``.
 """
 
 from __future__ import annotations
@@ -137,6 +138,10 @@ class RARLTrainer(GRPOTrainer):
 
     # --- metrics ------------------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        # Crops whose tool messages TRL rolled back (budget overflow) were never seen: no reward for them.
+        for env, completion in zip(self.environments or [], completions):
+            if hasattr(env, "drop_undelivered"):
+                env.drop_undelivered(completion)
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         mode = "train" if self.model.training else "eval"
         stats = zoom_metrics(self.environments or [None] * len(completions), completions)
