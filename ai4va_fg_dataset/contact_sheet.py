@@ -9,15 +9,14 @@ or on the dashed outlines; a shifted or missing outline shows a coordinate bug a
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
 import textwrap
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from .export import decode_image
 from .schema import CHOICE_LETTERS, TASKS, Sample
 
 COLUMNS = 4
@@ -38,22 +37,6 @@ GT_COLOR = "#00c853"
 
 def _field(sample: Sample | Mapping[str, Any], name: str) -> Any:
     return sample[name] if isinstance(sample, Mapping) else getattr(sample, name)
-
-
-def _to_pil(image: Any):
-    from PIL import Image
-
-    if isinstance(image, Future):  # an image still being encoded (export.ImageEncoder)
-        image = image.result()
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, Mapping):  # a datasets Image() cell: {"bytes": ..., "path": ...}
-        image = image.get("bytes") or image.get("path")
-    if isinstance(image, (bytes, bytearray)):
-        return Image.open(io.BytesIO(image))
-    if isinstance(image, (str, Path)):
-        return Image.open(image)
-    raise TypeError(f"cannot show an image of type {type(image).__name__}")
 
 
 def select_samples(samples: Iterable[Sample | Mapping[str, Any]], n: int, seed: int = 0) -> list:
@@ -127,9 +110,9 @@ def make_contact_sheet(
     for k, sample in enumerate(chosen):
         r, c = divmod(k, cols)
         ax = fig.add_subplot(grid[2 * r, c])
-        image = _to_pil(_field(sample, "image"))
+        image = decode_image(_field(sample, "image"))
         scale = min(1.0, THUMBNAIL / max(image.size))
-        thumb = image.convert("RGB")
+        thumb = image  # RGB already (decode_image)
         if scale < 1.0:
             thumb = thumb.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
         ax.imshow(thumb, extent=(0, image.width, image.height, 0), interpolation="antialiased")

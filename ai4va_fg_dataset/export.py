@@ -105,6 +105,33 @@ def encode_image(image: Any) -> dict[str, Any]:
     raise TypeError(f"sample image of type {type(image).__name__} is not a PIL image, bytes or a path")
 
 
+def decode_image(image: Any):
+    """A sample image as an RGB ``PIL.Image.Image``: the inverse of :func:`encode_image`.
+
+    Args:
+        image: a ``PIL.Image.Image``, a ``datasets`` ``Image()`` cell (``{"bytes": ..., "path": ...}``),
+            the raw bytes of an image file, a ``str`` / ``Path`` of one, or a ``Future`` of any of these
+            (:class:`ImageEncoder`).
+
+    Raises:
+        TypeError: any other type (the message names it).
+        OSError: bytes or a file PIL cannot read.
+    """
+    from PIL import Image as PILImage
+
+    if isinstance(image, Future):
+        image = image.result()
+    if isinstance(image, Mapping):
+        image = image.get("bytes") or image.get("path")
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        image = PILImage.open(io.BytesIO(bytes(image)))
+    elif isinstance(image, (str, Path)):
+        image = PILImage.open(image)
+    if not isinstance(image, PILImage.Image):
+        raise TypeError(f"cannot read an image from a {type(image).__name__}")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
 class ImageEncoder:
     """Encodes drawn page images (JPEG or PNG) in background threads while generation goes on.
 

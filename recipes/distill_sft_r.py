@@ -25,10 +25,10 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ai4va_fg_dataset.export import decode_image
 from ai4va_fg_dataset.prompts import build_prompt
 from ai4va_fg_dataset.schema import TASKS
 from trl_rarl.data import load_tasks
-from trl_rarl.environment import as_pil
 from trl_rarl.rewards import accuracy_score, extract_answer, format_score
 
 logger = logging.getLogger("distill_sft_r")
@@ -50,7 +50,7 @@ def distill(rows, client, attempts: int = 1, judge=None) -> tuple[list[dict], Co
     kept, stats = [], Counter()
     for row in rows:
         prompt = build_prompt(row["question"], row["choices"], "think")
-        image = as_pil(row["image"])
+        image = decode_image(row["image"])
         for _ in range(attempts):
             try:
                 reply = client.generate(prompt, [image])

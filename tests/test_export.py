@@ -206,3 +206,29 @@ def test_drawn_jpeg_scans_stay_jpeg_and_others_png():
     flat.info["source_format"] = "PNG"
     assert Image.open(io.BytesIO(encode_image(flat)["bytes"])).format == "PNG"
     assert Image.open(io.BytesIO(encode_image(Image.new("RGB", (4, 4)))["bytes"])).format == "PNG"
+
+
+def test_decode_image_reads_every_cell_form(tmp_path):
+    """decode_image is the inverse of encode_image for every form a sample image takes."""
+    import io
+    from concurrent.futures import Future
+
+    import pytest
+    from PIL import Image
+
+    from ai4va_fg_dataset.export import decode_image, encode_image
+
+    page = Image.new("P", (6, 4), 3)
+    cell = encode_image(page)
+    (tmp_path / "p.png").write_bytes(cell["bytes"])
+    done = Future()
+    done.set_result(cell)
+    expected = page.convert("RGB").tobytes()
+    for form in (page, cell, cell["bytes"], str(tmp_path / "p.png"), tmp_path / "p.png",
+                 {"bytes": None, "path": str(tmp_path / "p.png")}, done):
+        img = decode_image(form)
+        assert img.mode == "RGB" and img.size == (6, 4) and img.tobytes() == expected
+    with pytest.raises(TypeError, match="cannot read an image from a int"):
+        decode_image(3)
+    with pytest.raises(OSError):
+        decode_image(io.BytesIO(b"not an image").getvalue())

@@ -71,10 +71,12 @@ def to_grpo_dataset(dataset, mode: str = "tool", info_gap_max_pixels: int | None
     if info_gap_max_pixels:
         from datasets import Image as ImageFeature
 
-        from .environment import as_pil, downsample_to_pixels
+        from ai4va_fg_dataset.export import decode_image
+
+        from .environment import downsample_to_pixels
 
         def shrink(row):
-            page = as_pil(row["image"])
+            page = decode_image(row["image"])
             return {"image_full": page, "image": downsample_to_pixels(page, info_gap_max_pixels)}
 
         out = out.map(shrink, desc="information gap").cast_column("image_full", ImageFeature())

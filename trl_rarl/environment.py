@@ -11,13 +11,13 @@ appends to the next turn and to the forward pass. Every call is recorded on the 
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
+from ai4va_fg_dataset.export import decode_image
 from ai4va_fg_dataset.zoom_tool import ZoomResult, ZoomTool
 
 
@@ -60,25 +60,6 @@ class VisionFrame:
         return (w // (self.patch_size * self.merge_size)) * (h // (self.patch_size * self.merge_size))
 
 
-def as_pil(image: Any) -> Image.Image:
-    """A dataset ``image`` cell as an RGB ``PIL.Image`` (PIL, ``{"bytes": ...}``, raw bytes or a path).
-
-    Raises:
-        TypeError: any other type (the message names it).
-    """
-    if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
-    if isinstance(image, dict) and image.get("bytes") is not None:
-        return Image.open(io.BytesIO(image["bytes"])).convert("RGB")
-    if isinstance(image, dict) and image.get("path"):
-        return Image.open(image["path"]).convert("RGB")
-    if isinstance(image, (bytes, bytearray)):
-        return Image.open(io.BytesIO(image)).convert("RGB")
-    if isinstance(image, str):
-        return Image.open(image).convert("RGB")
-    raise TypeError(f"cannot read an image from a {type(image).__name__}")
-
-
 class ZoomEnvironment:
     """One rollout's zoom tool (TRL ``environment_factory`` contract: ``reset`` + public tool methods).
 
@@ -118,8 +99,8 @@ class ZoomEnvironment:
         self.reset_error = None
         self.undelivered = 0
         try:
-            seen = as_pil(row["image"])
-            page = as_pil(row["image_full"]) if row.get("image_full") is not None else seen
+            seen = decode_image(row["image"])
+            page = decode_image(row["image_full"]) if row.get("image_full") is not None else seen
         except (KeyError, TypeError, OSError) as exc:
             self.tool = None
             self.page_size = (0, 0)

@@ -19,6 +19,7 @@ Hooks (lmms-eval conventions, one set for the whole benchmark since all tasks sh
 
 from __future__ import annotations
 
+from ai4va_fg_dataset.export import decode_image
 from ai4va_fg_dataset.geometry import crop_image, expand_to_min_size, union_bbox
 from ai4va_fg_dataset.prompts import build_prompt
 from lmms_eval_tasks import scoring, zoom_stats
@@ -31,7 +32,7 @@ def _page(doc):
     image = doc["image"]
     if image is None:
         raise ValueError(f"sample {doc.get('id', '?')}: no image")
-    return image.convert("RGB")
+    return decode_image(image)
 
 
 def _gt_boxes(doc) -> list[list[float]]:

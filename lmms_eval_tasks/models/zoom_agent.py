@@ -50,6 +50,7 @@ from typing import Any
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
+from ai4va_fg_dataset.export import decode_image
 from ai4va_fg_dataset.prompts import zoom_tool_schema
 from ai4va_fg_dataset.zoom_tool import ZoomTool, parse_tool_calls
 from lmms_eval_tasks.trajectory import Trajectory
@@ -92,7 +93,6 @@ def to_chat(messages: list[dict]) -> tuple[list[dict], list[Any]]:
     Raises:
         ValueError: a video or audio block (the agent handles images only).
     """
-    from PIL import Image
 
     chat: list[dict] = []
     images: list[Any] = []
@@ -107,10 +107,7 @@ def to_chat(messages: list[dict]) -> tuple[list[dict], list[Any]]:
             if kind == "text":
                 blocks.append({"type": "text", "text": block.get("text", "")})
             elif kind == "image":
-                image = block.get("url", block.get("image"))
-                if isinstance(image, str):
-                    image = Image.open(image)
-                images.append(image.convert("RGB"))
+                images.append(decode_image(block.get("url", block.get("image"))))
                 blocks.append({"type": "image"})
             else:
                 raise ValueError(f"ai4va_zoom handles text and images only, got a {kind!r} block")
