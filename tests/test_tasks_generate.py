@@ -104,3 +104,19 @@ def test_max_per_page_caps_samples_and_is_checked(pages, task):
     assert per_page and max(per_page.values()) == 1
     with pytest.raises(ValueError, match=f"{task}: max_per_page must be >= 1, got 0"):
         cls(max_per_page=0)
+
+
+def test_each_page_is_decoded_once_for_all_tasks(pages, monkeypatch):
+    """generate_samples runs every task on a page before the next: one decode per page, not per task,
+    and every drawn image still carries its page's format for the export."""
+    from PIL import Image
+
+    real, opened = Image.open, []
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    from ai4va_fg_dataset.tasks import base
+
+    base._decoded_page.cache_clear()
+    samples, _ = generate_samples(pages, seed=0)
+    assert len(opened) == len(pages) and len(set(map(str, opened))) == len(pages)
+    drawn = [s.image for s in samples if isinstance(s.image, Image.Image)]
+    assert drawn and {im.info["source_format"] for im in drawn} == {"PNG"}

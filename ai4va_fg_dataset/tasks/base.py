@@ -12,8 +12,10 @@ page_id)`` gets its own ``random.Random`` seeded from a SHA-256 digest (never Py
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import os
 import random
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -49,22 +51,24 @@ def page_bytes(page: Page) -> bytes:
     return Path(page.image_path).read_bytes()
 
 
-def open_page(page: Page) -> Image.Image:
-    """The page image as RGB, fully loaded (the file is closed).
-
-    ``info["source_format"]`` keeps the file's format (``"JPEG"``, ``"PNG"``...), so the export
-    encodes a drawn JPEG scan as JPEG again instead of a PNG five times its size.
-    """
-    with Image.open(page.image_path) as im:
+@functools.lru_cache(maxsize=1)
+def _decoded_page(path: str, mtime_ns: int, size: int) -> Image.Image:
+    with Image.open(path) as im:
         rgb = im.convert("RGB")
         rgb.info["source_format"] = im.format
         return rgb
 
 
-def page_format(page: Page) -> str | None:
-    """The image format of the page file from its header (``"JPEG"``, ``"PNG"``...), no decode."""
-    with Image.open(page.image_path) as im:
-        return im.format
+def open_page(page: Page) -> Image.Image:
+    """The page image as RGB, fully loaded (the file is closed); a copy the caller may draw on.
+
+    ``info["source_format"]`` keeps the file's format (``"JPEG"``, ``"PNG"``...), so the export
+    encodes a drawn JPEG scan as JPEG again instead of a PNG five times its size. The last decoded
+    page is kept (keyed on path, mtime and size): :func:`generate_samples` runs every task on a page
+    before the next, so a page is decoded once, not once per task.
+    """
+    st = os.stat(page.image_path)
+    return _decoded_page(str(page.image_path), st.st_mtime_ns, st.st_size).copy()
 
 
 def shuffled_choices(correct: str, distractors: Sequence[str], rng: random.Random) -> tuple[list[str], str]:
@@ -131,9 +135,6 @@ class TaskGenerator(ABC):
         """A :class:`Sample` of this task for ``page`` with id ``"<task>/<page_id>/<n>"``."""
         fields.setdefault("panel_scope", self.panel_scope)
         fields.setdefault("skill", self.skill)
-        image = fields.get("image")
-        if isinstance(image, Image.Image) and "source_format" not in image.info:
-            image.info["source_format"] = page_format(page)  # composites made with Image.new()
         return Sample(id=sample_id(self.name, page.page_id, n), task=self.name, page_id=page.page_id,
                       source=page.source, **fields)
 

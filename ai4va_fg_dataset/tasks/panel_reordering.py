@@ -41,6 +41,7 @@ def _composite(page_img: Image.Image, crops: list[Image.Image], labels: list[str
     strip = max(1, round(STRIP_FRACTION * w))
     pad = max(4, w // 100)
     canvas = Image.new("RGB", (w + strip, h), (255, 255, 255))
+    canvas.info["source_format"] = page_img.info.get("source_format")  # export keeps JPEG scans JPEG
     canvas.paste(page_img, (0, 0))
     ImageDraw.Draw(canvas).line((w, 0, w, h), fill=(0, 0, 0), width=max(2, w // 300))
     slot_h = (h - pad * (len(crops) + 1)) / len(crops)
