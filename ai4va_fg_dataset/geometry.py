@@ -39,7 +39,7 @@ def as_bbox(values: Sequence[float], *, where: str = "bbox") -> BBox:
     except (TypeError, ValueError) as exc:
         raise GeometryError(f"{where}: bbox {values!r} is not 4 numbers") from exc
     if len(box) != 4:
-        raise GeometryError(f"{where}: bbox {list(values)!r} has {len(box)} values, expected 4")
+        raise GeometryError(f"{where}: bbox {list(values)!r} is not 4 numbers: it has {len(box)} values")
     if not all(math.isfinite(v) for v in box):
         raise GeometryError(f"{where}: bbox {list(values)!r} has a non-finite value")
     x1, y1, x2, y2 = box

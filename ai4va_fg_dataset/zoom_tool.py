@@ -241,15 +241,11 @@ class ZoomTool:
         record = ZoomCallRecord(requested=requested, label=label if isinstance(label, str) else None)
         if self.max_calls is not None and len(self.calls) >= self.max_calls:
             return self._reject(record, f"too many zoom calls (limit {self.max_calls} per sample)")
-        if requested is None or len(requested) != 4:
-            return self._reject(record, f"bbox_2d {bbox_2d!r} is not 4 numbers")
-        if not all(math.isfinite(v) for v in requested):
-            return self._reject(record, f"bbox_2d {list(requested)} has a non-finite value")
-        x1, y1, x2, y2 = requested
-        if x2 <= x1 or y2 <= y1:
-            return self._reject(record, f"bbox_2d {list(requested)} is inverted or has zero area (need x1<x2, y1<y2)")
+        try:
+            box = geometry.as_bbox(bbox_2d, where="bbox_2d")  # 4 finite numbers, x1 < x2, y1 < y2
+        except geometry.GeometryError as exc:
+            return self._reject(record, str(exc))
         width, height = self.size
-        box = requested
         if self.model_frame_size is not None:
             box = geometry.scale_bbox(box, tuple(self.model_frame_size), (width, height))
         clipped = geometry.clip_bbox(box, width, height)
