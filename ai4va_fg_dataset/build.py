@@ -119,7 +119,10 @@ def expand_sources(sources: Sequence[SourceSpec | Sequence[Any]]) -> list[Source
 def _options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """Drop options an adapter does not take (``image_root`` and ``mapping`` are for COCO-form
     sources only)."""
-    if name in ("coco", "ai4va", "synthetic"):
+    from .adapters import ADAPTERS, CocoAdapter
+
+    adapter = ADAPTERS.get(name)  # an unknown name is reported by load_source
+    if adapter is not None and issubclass(adapter, CocoAdapter):
         return dict(options)
     return {k: v for k, v in options.items() if k not in ("image_root", "mapping")}
 
@@ -290,10 +293,10 @@ def build(
     skipped_json = {task: dict(Counter(reasons).most_common()) for task, reasons in skipped.items() if reasons}
 
     produced = Counter(s.task for s in samples)
+    no_samples = _no_sample_reasons(tasks, produced, skipped_json, source_entries)
     if not samples:
         raise ValueError("no samples were generated for tasks " + ", ".join(tasks) + "; reasons: "
-                         + json.dumps(_no_sample_reasons(tasks, produced, skipped_json, source_entries)))
-    no_samples = _no_sample_reasons(tasks, produced, skipped_json, source_entries)
+                         + json.dumps(no_samples))
     sheet_samples = _pick_for_sheet(samples, seed) if contact_sheet else []
 
     card = CardInfo(
