@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import textwrap
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .atomic_dir import replacing_file
 from .export import decode_image
 from .schema import CHOICE_LETTERS, TASKS, Sample
 
@@ -129,16 +129,9 @@ def make_contact_sheet(
         tax.text(0.0, 1.0, _caption(sample), va="top", ha="left", fontsize=7, family="monospace",
                  transform=tax.transAxes)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with replacing_file(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI)
     finally:
         plt.close(fig)
     return out

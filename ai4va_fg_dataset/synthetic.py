@@ -23,11 +23,11 @@ import json
 import math
 import os
 import random
-import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .atomic_dir import replacing_file
 from .reading_order import reading_order
 
 PAGE_SIZE = (640, 900)
@@ -211,7 +211,7 @@ def make_synthetic_ai4va(out_dir: str | os.PathLike, n_pages: int = 6, seed: int
     """Write ``n_pages`` SYNTHETIC pages and their AI4VA-schema COCO JSON into ``out_dir``.
 
     Deterministic under ``seed`` (same pages, same JSON). Files: ``synthetic_000.png``... and
-    ``synthetic_ai4va.json``; the JSON is written atomically (temp file + ``os.replace``).
+    ``synthetic_ai4va.json``; the JSON is written atomically (:func:`~ai4va_fg_dataset.atomic_dir.replacing_file`).
 
     Args:
         out_dir: folder to write into (created if missing).
@@ -251,10 +251,8 @@ def make_synthetic_ai4va(out_dir: str | os.PathLike, n_pages: int = 6, seed: int
         "annotations": annotations,
     }
     path = out / "synthetic_ai4va.json"
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".synthetic_ai4va.", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+    with replacing_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
     return path
 
 

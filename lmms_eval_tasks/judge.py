@@ -38,11 +38,12 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ai4va_fg_dataset.atomic_dir import replacing_file
 
 logger = logging.getLogger(__name__)
 
@@ -221,15 +222,8 @@ class Judge:
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {"correct": correct, "judge": f"{self.config.provider}:{self.config.model}",
                   "prompt_version": PROMPT_VERSION, "reply": raw}
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(record, f, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with replacing_file(path) as tmp:
+            tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
 
     # -- requests ----------------------------------------------------------------------------------------
     def _get_client(self):

@@ -26,11 +26,11 @@ import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ai4va_fg_dataset.atomic_dir import replacing_file
 from ai4va_fg_dataset.schema import TASKS
 
 COLUMNS: dict[str, str] = {
@@ -269,16 +269,8 @@ def render_chart(rows: Sequence[Row], path: Path) -> None:
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with replacing_file(path) as tmp:
+        write(tmp)
 
 
 def write_report(rows: Sequence[Row], out_dir: str | os.PathLike) -> list[Path]:

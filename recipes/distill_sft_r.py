@@ -20,11 +20,11 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ai4va_fg_dataset.atomic_dir import replacing_file
 from ai4va_fg_dataset.export import decode_image
 from ai4va_fg_dataset.prompts import build_prompt
 from ai4va_fg_dataset.schema import TASKS
@@ -72,18 +72,9 @@ def distill(rows, client, attempts: int = 1, judge=None) -> tuple[list[dict], Co
 
 
 def write_jsonl(records: list[dict], path: str) -> None:
-    """Write ``records`` as JSONL atomically (temp file in the same folder, then ``os.replace``)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``records`` as JSONL atomically (:func:`~ai4va_fg_dataset.atomic_dir.replacing_file`)."""
+    with replacing_file(path) as tmp:
+        tmp.write_text("".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

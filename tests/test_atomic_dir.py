@@ -51,3 +51,18 @@ def test_failed_move_puts_old_folder_back(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk gone"), replacing_dir(out) as tmp:
         (tmp / "a.txt").write_text("new")
     assert _tree(out) == {"a.txt": "old"} and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_replacing_file_is_all_or_nothing(tmp_path):
+    from ai4va_fg_dataset.atomic_dir import replacing_file
+
+    out = tmp_path / "sub" / "figures.json"
+    with replacing_file(out) as tmp:  # parent created
+        assert tmp.parent == out.parent and not out.exists()
+        tmp.write_text("1")
+    assert out.read_text() == "1" and stat.S_IMODE(out.stat().st_mode) == 0o644
+    with pytest.raises(RuntimeError, match="half-written"), replacing_file(out) as tmp:
+        tmp.write_text("2, then a crash")
+        raise RuntimeError("half-written")
+    assert out.read_text() == "1"  # the old file is untouched
+    assert sorted(p.name for p in out.parent.iterdir()) == ["figures.json"]  # no temp file left

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ai4va_fg_dataset.atomic_dir import replacing_file
+
 REPO = Path(__file__).resolve().parents[2]
 
 TARGETS = {"build_wall_s": 30.0, "peak_rss_mib": 2048.0, "load_dataset_s": 2.0}
@@ -136,10 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| measure | value | target |\n|---|---:|---:|")
     for name, value, target in rows:
         print(f"| {name} | {value} | {target} |")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp_json = args.json.with_suffix(".json.tmp")
-    tmp_json.write_text(json.dumps(figures, indent=2) + "\n")
-    os.replace(tmp_json, args.json)
+    with replacing_file(args.json) as tmp:
+        tmp.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"\nfigures written to {args.json}")
     return 0
 

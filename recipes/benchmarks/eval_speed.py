@@ -30,9 +30,10 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from ai4va_fg_dataset.atomic_dir import replacing_file
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -152,12 +153,8 @@ def run_compare(fast: str, slow: str) -> dict:
 
 
 def _write_json(path: str, obj: dict) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, p)
+    with replacing_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2), encoding="utf-8")
 
 
 def main(argv=None) -> int:
