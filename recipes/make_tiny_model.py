@@ -11,7 +11,7 @@ parameters, < 1 MB on disk, built in about a second on a CPU, never touching the
 * processor: ``Qwen2VLImageProcessor(min_pixels=3136, max_pixels=12544)`` (4 to 16 visual tokens
   per image) and a ``Qwen2VLVideoProcessor`` in a ``Qwen2_5_VLProcessor``;
 * chat template: the project's Qwen2.5-VL tool-calling template
-  (``trl_rarl/templates/qwen2_5_vl_tool.jinja``, method.md section 3), so tool mode and RARL run
+  (``ai4va_fg_dataset/templates/qwen2_5_vl_tool.jinja``, method.md section 3), so tool mode and RARL run
   with the tiny model exactly as with the real one;
 * model: ``Qwen2_5_VLForConditionalGeneration`` with hidden size 64, 2 layers, 4/2 heads,
   ``mrope_section`` [2, 3, 3], a 2-block vision tower of width 32;
@@ -225,10 +225,10 @@ def build_generation_config(tokenizer):
 
 
 def _load_chat_template(path: str | None) -> str:
-    """The tool chat template: ``path`` if given, else H5's ``trl_rarl.chat_template``."""
+    """The tool chat template: ``path`` if given, else ``ai4va_fg_dataset.chat_template``."""
     if path:
         return Path(path).read_text(encoding="utf-8")
-    from trl_rarl.chat_template import tool_chat_template
+    from ai4va_fg_dataset.chat_template import tool_chat_template
 
     return tool_chat_template()
 
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="destination folder of the checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     parser.add_argument("--chat-template", default=None,
-                        help="Jinja chat template file (default: trl_rarl/templates/qwen2_5_vl_tool.jinja)")
+                        help="Jinja chat template file (default: ai4va_fg_dataset/templates/qwen2_5_vl_tool.jinja)")
     parser.add_argument("--force", action="store_true", help="rebuild even if an identical checkpoint exists")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

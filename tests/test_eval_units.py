@@ -287,3 +287,17 @@ def test_report_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "nope.json" in err and "x_results.json" in err and "no AI4VA-FG task" in err
     assert report.main([str(other), "--label", "a", "--label", "b"]) == 2
+
+
+def test_eval_plugin_does_not_import_training_code():
+    """The eval extra has no TRL: the lmms-eval plugin uses ai4va_fg_dataset (chat template, vision
+    frame, zoom tool), never trl_rarl or trl."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lmms_eval_tasks.models.zoom_agent, lmms_eval_tasks.ai4va_fg.utils, "
+            "lmms_eval_tasks.report, lmms_eval_tasks.judge, lmms_eval_tasks.path\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('trl_rarl', 'trl')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "[]"

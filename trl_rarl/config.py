@@ -44,7 +44,7 @@ class RARLConfig(GRPOConfig):
         zoom_max_aspect_ratio (`float`, *optional*, defaults to `100.0`):
             Crops with a longer/shorter side ratio above this are rejected.
         use_tool_chat_template (`bool`, *optional*, defaults to `True`):
-            Install the Qwen2.5-VL tool-calling chat template (`trl_rarl/templates/qwen2_5_vl_tool.jinja`) on the
+            Install the Qwen2.5-VL tool-calling chat template (`ai4va_fg_dataset/templates/qwen2_5_vl_tool.jinja`) on the
             processor, so crops returned by the tool reach the model.
         info_gap_max_pixels (`int` or `None`, *optional*, defaults to `None`):
             Information gap ("Learning to Focus", method.md section 5): downsample the page the model sees to at
@@ -110,7 +110,7 @@ class RARLConfig(GRPOConfig):
     )
     use_tool_chat_template: bool = field(
         default=True,
-        metadata={"help": "Install the Qwen2.5-VL tool-calling chat template (trl_rarl/templates) on the processor."},
+        metadata={"help": "Install the Qwen2.5-VL tool-calling chat template (ai4va_fg_dataset/templates) on the processor."},
     )
     info_gap_max_pixels: int | None = field(
         default=None,

@@ -18,7 +18,8 @@ import textwrap
 import torch
 from trl import GRPOTrainer
 
-from .chat_template import install_tool_chat_template
+from ai4va_fg_dataset.chat_template import install_tool_chat_template
+
 from .config import RARLConfig
 from .environment import zoom_environment_factory
 from .metrics import METRIC_NAMES, zoom_metrics

@@ -229,14 +229,14 @@ class ZoomAgent(lmms):
         if chat_template == "model":
             return None
         if chat_template == "tool":
-            from trl_rarl.chat_template import tool_chat_template
+            from ai4va_fg_dataset.chat_template import tool_chat_template
 
             return tool_chat_template()
         with open(chat_template, encoding="utf-8") as f:
             return f.read()
 
     def _vision_frame(self, min_pixels, max_pixels):
-        from trl_rarl.environment import VisionFrame
+        from ai4va_fg_dataset.vision_frame import VisionFrame
 
         if self.coords != "qwen":
             return None

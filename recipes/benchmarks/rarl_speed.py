@@ -84,10 +84,10 @@ def run_trainer(kind: str, model: str, data: str, args) -> dict:
     from transformers import AutoProcessor
     from trl import GRPOConfig, GRPOTrainer
 
-    from trl_rarl.chat_template import install_tool_chat_template
+    from ai4va_fg_dataset.chat_template import install_tool_chat_template
+    from ai4va_fg_dataset.vision_frame import VisionFrame
     from trl_rarl.config import RARLConfig
     from trl_rarl.data import load_tasks, to_grpo_dataset
-    from trl_rarl.environment import VisionFrame
     from trl_rarl.rewards import grpo_reward_funcs
     from trl_rarl.trainer import RARLTrainer
 
