@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ai4va_fg_dataset.atomic_dir import replacing_file
 from ai4va_fg_dataset.export import decode_image
 from ai4va_fg_dataset.prompts import build_prompt
-from ai4va_fg_dataset.schema import TASKS
 from trl_rarl.data import load_tasks
+from trl_rarl.recipe_setup import CLOSED_TASKS
 from trl_rarl.rewards import accuracy_score, extract_answer, format_score
 
 logger = logging.getLogger("distill_sft_r")
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset_path", required=True, help="built AI4VA-FG dataset folder")
     p.add_argument("--out", required=True, help="output JSONL")
     p.add_argument("--split", default="train")
-    p.add_argument("--tasks", default=",".join(t for t in TASKS if t != "panel_understanding"),
+    p.add_argument("--tasks", default=",".join(CLOSED_TASKS),
                    help="comma-separated tasks")
     p.add_argument("--provider", default="gemini", help="vlm_client provider (openai, gemini)")
     p.add_argument("--model", default=None, help="teacher model (provider default if omitted)")
@@ -94,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from ai4va_fg_dataset.vlm_client import make_client
 
-    rows = load_tasks(a.dataset_path, [t for t in a.tasks.split(",") if t], a.split)
-    if a.max_samples:
-        rows = rows.select(range(min(a.max_samples, len(rows))))
+    rows = load_tasks(a.dataset_path, [t for t in a.tasks.split(",") if t], a.split, max_rows=a.max_samples)
     client = make_client(a.provider, a.model, a.base_url)
     kept, stats = distill(rows, client, a.attempts)
     write_jsonl(kept, a.out)

@@ -126,10 +126,7 @@ def to_sft_dataset(dataset, variant: str = "sft_s", trajectories: dict[str, str]
     def row(r):
         mode = "direct" if variant == "sft_s" else "think"
         text = f"<answer>{r['answer']}</answer>" if variant == "sft_s" else trajectories[r["id"]]
-        return {
-            "prompt": [{"role": "user", "content": build_prompt(r["question"], r["choices"], mode)}],
-            "completion": [{"role": "assistant", "content": text}],
-        }
+        return {**_prompt_row(r, mode), "completion": [{"role": "assistant", "content": text}]}
 
     keep = {"prompt", "completion", "image"}
     return dataset.map(row, remove_columns=[c for c in dataset.column_names if c not in keep], desc=variant)
