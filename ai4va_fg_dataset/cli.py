@@ -38,14 +38,17 @@ def _tasks(text: str) -> list[str]:
     return tasks
 
 
-def _ratios(text: str) -> tuple[float, float, float]:
+def _ratios(text: str) -> tuple[float, ...]:
+    from .splits import split_counts
+
     try:
         ratios = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        ratios = ()
-    if len(ratios) != 3 or any(not 0 <= r <= 1 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
-        raise argparse.ArgumentTypeError(f"--split-ratios {text!r}: give TRAIN,VALIDATION,TEST fractions summing to 1")
-    return ratios  # type: ignore[return-value]
+        split_counts(0, ratios)  # the splitter's own check: 3 non-negative numbers summing to 1
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"--split-ratios {text!r}: give TRAIN,VALIDATION,TEST fractions summing to 1"
+        ) from exc
+    return ratios
 
 
 def make_parser() -> argparse.ArgumentParser:
