@@ -123,10 +123,7 @@ def columns_markdown() -> str:
     spans = [(m.start(), m.end()) for m in re.finditer(r"=+", rule)]
     rows: list[list[str]] = []
     for line in lines[rules[1] + 1 : rules[2]]:
-        cells = []
-        for k, (start, _) in enumerate(spans):
-            end = spans[k + 1][0] if k + 1 < len(spans) else len(line)
-            cells.append(line[start:end].strip())
+        cells = [c.strip() for c in _cells(line, spans)]
         if cells[0]:
             rows.append(cells)
         elif rows:
