@@ -18,22 +18,44 @@ SPLIT_RATIOS ?= $(if $(filter ai4va_fg_dataset/demo_data,$(DATA)),0.6$(comma)0.2
 TINY ?= build/tiny-qwen2.5-vl
 PYTEST_ARGS ?=
 
-.PHONY: install demo eval-demo train-demo test tiny-model bench bench-build bench-eval bench-rarl lint clean
+.PHONY: install lock demo eval-demo train-demo test tiny-model bench bench-build bench-eval bench-rarl lint clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt .ci/patch_torchvision_cpu.py
+# The install is the lock: every distribution pinned (requirements/cpu.lock), then the project without
+# dependencies, then `pip check`. `make lock` regenerates both locks (see README, "Install in detail").
+# The CPU lock pins torch 2.13.0+cpu: pip finds it in PIP_FIND_LINKS on these machines; elsewhere pass
+# PIP_INSTALL_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu".
+PIP_INSTALL_ARGS ?=
+LOCK ?= requirements/cpu.lock
+$(VENV)/.installed: $(LOCK) pyproject.toml .ci/patch_torchvision_cpu.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# torch first: on a CPU machine this takes the CPU wheel; the constraint keeps it afterwards.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q $(PIP_INSTALL_ARGS) -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
 	$(PY) .ci/patch_torchvision_cpu.py
+	$(PY) -m pip check
 	touch $@
+
+## Regenerate the locks from pyproject.toml + requirements/constraints.txt (needs the registry).
+## GPU first (every extra but flash, CUDA torch, vLLM), then the CPU lock on the GPU lock's pins, so
+## the two agree on every distribution they share. TORCH_CPU_SOURCE says where the CPU torch wheel is.
+TORCH_CPU_SOURCE ?= --find-links /opt/wheels
+# LOCK_ARGS=--upgrade moves every pin to the newest release the ranges allow (then run make test).
+LOCK_ARGS ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml -c requirements/constraints.txt --python-version 3.11 \
+  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" --quiet $(LOCK_ARGS)
+lock: install
+	$(UV_COMPILE) --extra eval --extra train --extra deepspeed --extra vllm --extra dev -o requirements/gpu.lock
+	$(UV_COMPILE) --extra eval --extra train --extra deepspeed --extra dev -c requirements/gpu.lock \
+	  $(TORCH_CPU_SOURCE) -o requirements/cpu.lock
+	grep -q '^torch==2.13.0+cpu$$' requirements/cpu.lock || { echo "cpu.lock: torch is not the CPU wheel (TORCH_CPU_SOURCE)"; exit 1; }
 
 install: $(VENV)/.installed
 
 ## Main job: build the AI4VA-FG benchmark from the embedded real pages (or DATA=../shared/data).
+# The link ai4va-fg -> $(OUT) lets a notebook in the repo root call load_dataset("ai4va-fg") (datasets
+# resolves a local folder of that name before the Hub); an existing ai4va-fg that is not a link is left alone.
 demo: install
 	$(VENV)/bin/ai4va-fg build --source auto --path $(DATA) --out $(OUT) --seed 0 --split-ratios $(SPLIT_RATIOS) $(SKIP_BAD)
+	if [ -L ai4va-fg ] || [ ! -e ai4va-fg ]; then ln -sfn $(OUT) ai4va-fg; else echo "ai4va-fg exists and is not a link: left alone"; fi
 
 ## The tiny offline Qwen2.5-VL used by tests and demos (no Hub access).
 tiny-model: install
@@ -59,8 +81,9 @@ train-demo: tiny-model
 	  --config recipes/configs/rarl_tiny_cpu.yaml --dataset_path $(SYN)/ai4va_fg \
 	  --model_name_or_path $(TINY) --output_dir build/rarl-tiny
 
+# -rs: every skipped test is listed with its reason (only tests that need ../shared/data may skip).
 test: install
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -rs $(PYTEST_ARGS)
 
 ## Speed benchmarks (figures in README.md); BENCH_DATA defaults to the shared real pages.
 BENCH_DATA ?= ../shared/data
