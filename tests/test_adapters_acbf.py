@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from shared_data import SHARED_DATA, needs_shared_data
 
 from ai4va_fg_dataset.adapters import detect_sources, load_source
 from ai4va_fg_dataset.adapters.acbf import AcbfAdapter, short_license
 from ai4va_fg_dataset.errors import AnnotationError, BadRecordLog
 from ai4va_fg_dataset.schema import TASKS
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 ACBF = DATA / "craphound" / "craphound-1.1.acbf"
 DEMO = Path(__file__).parents[1] / "ai4va_fg_dataset" / "demo_data"
-needs_data = pytest.mark.skipif(not ACBF.is_file(), reason=f"real data not at {DATA}")
+needs_data = needs_shared_data("the complete Craphound ACBF book (every page, counts and layouts)")
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from shared_data import SHARED_DATA, needs_shared_data
 
 from ai4va_fg_dataset.adapters import load_source
 from ai4va_fg_dataset.adapters.mimi_eunice import MimiEuniceAdapter
 from ai4va_fg_dataset.errors import AnnotationError, BadRecordLog
 from ai4va_fg_dataset.schema import TASKS
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data" / "mimi-eunice"
+DATA = SHARED_DATA / "mimi-eunice"
 DEMO = Path(__file__).parents[1] / "ai4va_fg_dataset" / "demo_data" / "mimi-eunice"
-needs_data = pytest.mark.skipif(not (DATA / "transcripts").is_dir(), reason=f"real data not at {DATA}")
+needs_data = needs_shared_data("all Mimi & Eunice strips (counts, the 5 inconsistent strips)")
 
 # Strips of the real data whose transcript and word-bubbles disagree (checked by hand):
 # 004 and 025 label a line with different speakers, 024's word-bubbles are a copy of 001's,

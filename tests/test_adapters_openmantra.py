@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from shared_data import SHARED_DATA, needs_shared_data
 
 from ai4va_fg_dataset.adapters import load_source
 from ai4va_fg_dataset.adapters.openmantra import OpenMantraAdapter
 from ai4va_fg_dataset.errors import AnnotationError, BadRecordLog
 from ai4va_fg_dataset.schema import TASKS
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data" / "open-mantra"
+DATA = SHARED_DATA / "open-mantra"
 DEMO = Path(__file__).parents[1] / "ai4va_fg_dataset" / "demo_data" / "open-mantra"
-needs_data = pytest.mark.skipif(not (DATA / "annotation.json").is_file(), reason=f"real data not at {DATA}")
+needs_data = needs_shared_data("the complete OpenMantra annotation (every page of the 3 titles)")
 
 
 @pytest.fixture(scope="module")
