@@ -3,6 +3,8 @@
 * ``ai4va_fg/``: the lmms-eval task folder (groups ``ai4va_fg``, ``ai4va_fg_think``,
   ``ai4va_fg_tool``, ``ai4va_fg_zoom``); pass it with ``--include_path "$(python -m lmms_eval_tasks.path)"``;
 * :mod:`.path`: the include path, and task overlays for another ``dataset_path``;
+* :mod:`.run_eval`: ``ai4va-fg eval``, lmms-eval with the overlay on the include path and a non-zero
+  exit code when a task is missing or an evaluation fails;
 * :mod:`.answers`, :mod:`.scoring`, :mod:`.zoom_stats`, :mod:`.judge`, :mod:`.trajectory`: answer
   extraction, per-sample metrics, crop IoU statistics, the Panel Understanding LLM judge, the agent's
   output record;

@@ -20,7 +20,12 @@ lmms-eval, so task names do not clash. The overlay is rebuilt atomically on ever
 A local build need not have all seven tasks (real sources without character annotations feed only
 the reordering tasks, and a small build may have no test rows of a task): the overlay then keeps only
 the tasks whose config has a ``test`` split in the build's dataset card, the groups list only those,
-and the ones left out are reported, so ``--tasks ai4va_fg`` runs on what the build has.
+and the ones left out are reported, so ``--tasks ai4va_fg`` runs on what the build has. Only the
+per-task configs count: the card's all-tasks config ``default`` (every task's rows, told apart by the
+``task`` column) is not a task and never keeps one in.
+
+``ai4va-fg eval`` (:mod:`lmms_eval_tasks.run_eval`) writes this overlay and runs lmms-eval with it,
+so the include path never has to be typed.
 """
 
 from __future__ import annotations
@@ -76,7 +81,9 @@ def _yaml_front_matter(path: Path) -> dict:
 def configs_with_test_split(dataset_dir: str | os.PathLike) -> set[str] | None:
     """Config names of a local build that have a ``test`` split, from its card's ``configs:``.
 
-    Returns ``None`` when the folder has no ``README.md`` card (nothing to restrict by).
+    Every config is listed, the all-tasks ``default`` one included; :func:`task_configs_with_test_split`
+    keeps only the tasks'. Returns ``None`` when the folder has no ``README.md`` card (nothing to
+    restrict by).
     """
     card = Path(dataset_dir) / "README.md"
     if not card.is_file():
@@ -87,6 +94,23 @@ def configs_with_test_split(dataset_dir: str | os.PathLike) -> set[str] | None:
         for c in configs
         if any(f.get("split") == "test" for f in c.get("data_files") or [] if isinstance(f, dict))
     }
+
+
+def task_configs() -> set[str]:
+    """The dataset config names the AI4VA-FG tasks read (their ``dataset_name``, one per task).
+
+    A build's card also has the config ``default`` (all tasks in one table); it is not in this set.
+    """
+    return {f["dataset_name"] for f in map(_task_fields, TASKS_DIR.glob("*.yaml")) if "dataset_name" in f}
+
+
+def task_configs_with_test_split(dataset_dir: str | os.PathLike) -> set[str] | None:
+    """:func:`configs_with_test_split` restricted to the task configs (:func:`task_configs`).
+
+    ``None`` when the folder has no dataset card; configs that are not a task's (``default``) are dropped.
+    """
+    present = configs_with_test_split(dataset_dir)
+    return None if present is None else present & task_configs()
 
 
 def _task_fields(path: Path) -> dict:
@@ -112,7 +136,7 @@ def write_overlay(dataset: str, out: str | os.PathLike | None = None, omitted: l
             build with no task that has a test split.
     """
     target = _resolve_dataset(dataset)
-    present = configs_with_test_split(target) if Path(target).is_dir() else None
+    present = task_configs_with_test_split(target) if Path(target).is_dir() else None
     omitted = omitted if omitted is not None else []
     kept: set[str] = set()
     task_files, group_files = [], []

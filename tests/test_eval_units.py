@@ -238,6 +238,51 @@ def test_overlay_keeps_only_the_tasks_a_build_has(tmp_path, capsys):
         path.write_overlay(str(data), tmp_path / "overlay3")
 
 
+def test_default_config_is_not_a_task(tmp_path):
+    """A build's card also has the all-tasks config `default` (every task's rows, told apart by the `task`
+    column): it keeps no task in the overlay, and a card with only `default` has no task to run."""
+    default = ("- config_name: default\n  default: true\n  data_files:\n  - split: test\n    path:\n"
+               "    - dialog_reordering/test-00000-of-00001.parquet\n    - depth_comparison/test-00000-of-00001.parquet\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "README.md").write_text(CARD.replace("configs:\n", "configs:\n" + default))
+    assert path.configs_with_test_split(data) == {"default", "dialog_reordering"}
+    assert path.task_configs_with_test_split(data) == {"dialog_reordering"}
+    assert len(path.task_configs()) == 7 and "default" not in path.task_configs()
+    omitted: list[str] = []
+    out = path.write_overlay(str(data), tmp_path / "overlay", omitted)
+    assert sorted(p.name for p in out.glob("*_reordering*.yaml")) == [
+        "ai4va_fg_dialog_reordering.yaml", "ai4va_fg_dialog_reordering_think.yaml", "ai4va_fg_dialog_reordering_tool.yaml"]
+    assert not list(out.glob("ai4va_fg_depth_comparison*.yaml"))
+    (data / "README.md").write_text("---\nconfigs:\n" + default + "---\n")
+    assert path.task_configs_with_test_split(data) == set()
+    with pytest.raises(ValueError, match="no AI4VA-FG task with a test split"):
+        path.write_overlay(str(data), tmp_path / "overlay2")
+
+
+def test_eval_wrapper_failure_lines():
+    """`ai4va-fg eval` reports the error behind lmms-eval's download retries, and keeps include paths that
+    are not the AI4VA-FG task folder after its overlay."""
+    from tenacity import RetryError, retry, stop_after_attempt
+
+    from lmms_eval_tasks import run_eval
+
+    @retry(stop=stop_after_attempt(2))
+    def load():
+        raise ValueError("BuilderConfig 'depth_comparison' not found. Available: ['default', 'dialog_reordering']")
+
+    with pytest.raises(RetryError) as info:
+        load()
+    line, known = run_eval.describe_failure(info.value, "/data/x")
+    assert known and line.startswith("the dataset /data/x has no config 'depth_comparison' (available: "
+                                      "['default', 'dialog_reordering']): the build has no depth_comparison rows; "
+                                      "build it with `ai4va-fg build --source auto --path DATA --out /data/x`")
+    other, known = run_eval.describe_failure(RuntimeError("CUDA out of memory\nmore"), "/data/x")
+    assert (other, known) == ("RuntimeError: CUDA out of memory", False)
+    assert run_eval._include_paths(Path("/o"), None) == ["/o"]
+    assert run_eval._include_paths(Path("/o"), [str(path.tasks_dir()), "/my/tasks"]) == ["/o", "/my/tasks"]
+
+
 def _results(model_args, tasks):
     return {"results": {name: {"alias": name, **{f"{k},none": v for k, v in m.items()},
                                "accuracy_stderr,none": 0.1} for name, m in tasks.items()},
@@ -296,7 +341,7 @@ def test_eval_plugin_does_not_import_training_code():
     import sys
 
     code = ("import sys, lmms_eval_tasks.models.zoom_agent, lmms_eval_tasks.ai4va_fg.utils, "
-            "lmms_eval_tasks.report, lmms_eval_tasks.judge, lmms_eval_tasks.path\n"
+            "lmms_eval_tasks.report, lmms_eval_tasks.judge, lmms_eval_tasks.path, lmms_eval_tasks.run_eval\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('trl_rarl', 'trl')))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]

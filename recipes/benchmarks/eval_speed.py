@@ -13,12 +13,16 @@ agentic overhead ratio is ``direct samples/s / agentic samples/s``::
 GPU part (``compare``): run the same lmms-eval job on both backends, then compare the results files
 (samples / ``total_evaluation_time_seconds``; target: vLLM >= 5x)::
 
-    INC=$(python -m lmms_eval_tasks.path --dataset build/ai4va_fg)
-    lmms-eval --model vllm --model_args model=Qwen/Qwen2.5-VL-7B-Instruct,tensor_parallel_size=1,gpu_memory_utilization=0.85,max_pixels=1605632 \\
-        --include_path "$INC" --tasks ai4va_fg --batch_size 64 --output_path build/bench/vllm
-    lmms-eval --model qwen2_5_vl --model_args pretrained=Qwen/Qwen2.5-VL-7B-Instruct,attn_implementation=flash_attention_2,max_pixels=1605632 \\
-        --include_path "$INC" --tasks ai4va_fg --batch_size 1 --output_path build/bench/hf
+    ai4va-fg eval --dataset build/ai4va_fg --model vllm \\
+        --model_args model=Qwen/Qwen2.5-VL-7B-Instruct,tensor_parallel_size=1,gpu_memory_utilization=0.85,max_pixels=1605632 \\
+        --tasks ai4va_fg --batch_size 64 --output_path build/bench/vllm
+    ai4va-fg eval --dataset build/ai4va_fg --model qwen2_5_vl \\
+        --model_args pretrained=Qwen/Qwen2.5-VL-7B-Instruct,attn_implementation=sdpa,max_pixels=1605632 \\
+        --tasks ai4va_fg --batch_size 1 --output_path build/bench/hf
     python recipes/benchmarks/eval_speed.py compare build/bench/vllm build/bench/hf
+
+(``attn_implementation=flash_attention_2`` is faster on the HF side but needs FlashAttention-2:
+``pip install --no-build-isolation -e ".[flash]"``; sdpa needs nothing extra.)
 
 Results are printed and, with ``--out``, written as JSON atomically.
 """
