@@ -7,10 +7,19 @@ Subcommands::
                    [--pu-provider openai|gemini --pu-model M [--pu-base-url URL] [--pu-questions N]]
     ai4va-fg push-to-hub DIR --repo-id OWNER/NAME [--private] [--token TOKEN]
     ai4va-fg report ...            (lmms_eval_tasks.report: tables from lmms-eval results)
+    ai4va-fg eval [--dataset DIR_OR_HUB_ID] LMMS_EVAL_ARGS...
+                                   (lmms_eval_tasks.run_eval: lmms-eval with the AI4VA-FG tasks of DIR;
+                                    exit 1 when an evaluation fails, 2 when a task or the build is missing)
 
 Exit codes: 0 success; 2 bad input (a bad annotation record in strict mode — the message names
 the file and the record —, an unknown source or task, a missing path, an output folder that is not
 a previous build) or bad arguments.
+
+push-to-hub: 0 uploaded (one commit with every file); 2 the folder is not a finished build or the
+repo id is not OWNER/NAME (nothing contacted); 1 the Hub could not be written: offline mode
+(HF_HUB_OFFLINE=1), no token (``hf auth login`` / HF_TOKEN / --token), a rejected or read-only token,
+no write access to the repo, network failure. Errors are one line on stderr, no traceback, and the
+repo gets no partial upload (:mod:`ai4va_fg_dataset.hub`).
 """
 
 from __future__ import annotations
@@ -81,7 +90,11 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--pu-base-url", default=None, help="OpenAI-compatible endpoint (vLLM, local server)")
     b.add_argument("--pu-questions", type=int, default=None, help="questions per panel (default: the Panel Understanding generator's)")
 
-    p = sub.add_parser("push-to-hub", help="upload a built folder to a Hugging Face dataset repo")
+    p = sub.add_parser("push-to-hub", help="upload a built folder to a Hugging Face dataset repo",
+                       description="Upload a built AI4VA-FG folder to a Hugging Face dataset repo in one commit.",
+                       epilog="Exit codes: 0 uploaded; 2 not a finished build folder or a bad repo id; "
+                              "1 offline, no/invalid/read-only token, no write access or network failure "
+                              "(one-line message on stderr; the repo is left unchanged).")
     p.add_argument("folder", type=Path, help="the built dataset folder")
     p.add_argument("--repo-id", required=True, help="OWNER/NAME of the dataset repo")
     p.add_argument("--private", action="store_true", help="create the repo private")
@@ -89,6 +102,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="Hub write token (default: $HF_TOKEN, else the cached login)")
 
     sub.add_parser("report", add_help=False, help="result tables from lmms-eval outputs (lmms_eval_tasks.report)")
+    sub.add_parser("eval", add_help=False,
+                   help="lmms-eval on the AI4VA-FG tasks of a build (lmms_eval_tasks.run_eval; other args go to lmms-eval)")
     return parser
 
 
@@ -120,9 +135,13 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from .hub import push_to_hub
+    from .hub import HubError, push_to_hub
 
-    url = push_to_hub(args.folder, args.repo_id, private=args.private, token=args.token)
+    try:
+        url = push_to_hub(args.folder, args.repo_id, private=args.private, token=args.token)
+    except HubError as exc:  # Hub / network / auth: exit 1 (bad folder or repo id: ValueError, exit 2)
+        print(f"ai4va-fg: push-to-hub failed: {exc}", file=sys.stderr)
+        return 1
     print(f"uploaded {args.folder} to {url}")
     return 0
 
@@ -134,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lmms_eval_tasks.report import main as report_main  # lazy: the dataset never imports eval code
 
         return int(report_main(argv[1:]) or 0)
+    if argv and argv[0] == "eval":
+        from lmms_eval_tasks.run_eval import main as eval_main  # lazy, like report
+
+        return int(eval_main(argv[1:]) or 0)
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
