@@ -11,7 +11,17 @@ One call of :func:`build` runs the whole pipeline of method.md section 2:
    ``contact_sheet.png`` and ``build_report.json``.
 
 Everything is written to a temporary folder next to ``out_dir`` that replaces ``out_dir`` only
-when the build is complete: a failed build leaves a previous ``out_dir`` untouched.
+when the build is complete: a failed build leaves a previous ``out_dir`` untouched. That folder is
+created first, before any input is read, so an unusable ``--out`` (not a previous build, a git work
+tree, an input folder, read-only) is refused at once (:func:`ai4va_fg_dataset.export.staging_dir`).
+
+Page images are bad records like any other (strict: the build stops with ``FILE: RECORD: REASON``;
+``skip_bad``: the page is skipped and listed): a page larger than ``max_page_pixels`` (checked from
+the image header when loaded, :data:`DEFAULT_MAX_PAGE_PIXELS`), and a page whose image does not
+fully decode (truncated, corrupt), checked by decoding it completely right before its first task
+uses it. That decode is the one the task generators use (``tasks.base.open_page`` keeps the last
+page), so every page a task uses is decoded once, and no row is ever made from an image that does
+not decode.
 
 ``build_report.json`` holds: the sources (adapter, path, pages, what each can feed and why not),
 the bad records skipped, per task the skip reasons of the generators, the counts per task and
@@ -27,6 +37,7 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -34,7 +45,7 @@ from typing import Any
 
 from .dataset_card import CardInfo, SourceInfo
 from .errors import AnnotationError, BadRecordLog
-from .export import BUILD_MARKER, ImageEncoder, check_output_dir, staging_dir, write_dataset
+from .export import BUILD_MARKER, ImageEncoder, staging_dir, write_dataset
 from .page import Page
 from .schema import SPLITS, TASKS, Sample
 from .splits import DEFAULT_RATIOS, assign_splits
@@ -42,6 +53,17 @@ from .splits import DEFAULT_RATIOS, assign_splits
 logger = logging.getLogger(__name__)
 
 CONTACT_SHEET = "contact_sheet.png"
+
+DEFAULT_MAX_PAGE_PIXELS = 50_000_000
+"""Largest page accepted by default, in pixels (width x height; CLI ``--max-page-pixels``). 50 MP
+admits a 600 dpi scan of an A4 page (4961 x 7016 = 35 MP), not one of an A3 page (7016 x 9921 =
+70 MP); real comic scans are 2-25 MP. A decoded page costs 3 bytes per pixel and the build holds a few
+copies of it (drawing, encoder queue), so the limit bounds memory: a 12000 x 12000 page (144 MP)
+made a build use 3.4 GB of RSS, a 7000 x 7000 one (49 MP, just under the limit) 1.3 GB (measured,
+panel_reordering). Larger pages are bad records (``--skip-bad`` skips them)."""
+
+BAD_IMAGE_REASON = "page image does not decode (bad record, see bad_records)"
+"""The skip reason counted for every task of a page whose image does not decode."""
 
 
 @dataclass
@@ -128,11 +150,13 @@ def _options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_pages(
-    specs: Sequence[SourceSpec], log: BadRecordLog
+    specs: Sequence[SourceSpec], log: BadRecordLog, *, max_page_pixels: int | None = DEFAULT_MAX_PAGE_PIXELS
 ) -> tuple[list[Page], list[dict[str, Any]]]:
-    """Load every source; returns the pages and one report entry per source.
+    """Load every source; returns the pages and one report entry per source (each with a
+    ``page_ids`` set, which :func:`build` drops before writing the report).
 
-    Pages whose id repeats one of an earlier source (the same data given twice) are bad records.
+    Pages whose id repeats one of an earlier source (the same data given twice) are bad records,
+    and so are pages of more than ``max_page_pixels`` pixels (``None``: no limit).
 
     Raises:
         AnnotationError: the first bad record in strict mode.
@@ -150,6 +174,12 @@ def load_pages(
                 log.report(AnnotationError(str(spec.path), f"page {page.page_id}",
                                            "page id already loaded from another source (the same data given twice?)"))
                 continue
+            if max_page_pixels is not None and page.width * page.height > max_page_pixels:
+                log.report(AnnotationError(
+                    page.image_path, f"page {page.page_id}",
+                    f"image of {page.width}x{page.height} = {page.width * page.height / 1e6:.1f} MP is over the "
+                    f"page limit of {max_page_pixels / 1e6:g} MP (--max-page-pixels)"))
+                continue
             seen.add(page.page_id)
             fresh.append(page)
         pages.extend(fresh)
@@ -163,6 +193,7 @@ def load_pages(
                 "capabilities": adapter.capabilities(fresh),
                 "licenses": sorted({p.license for p in fresh if p.license}),
                 "attributions": sorted({p.attribution for p in fresh if p.attribution}),
+                "page_ids": {p.page_id for p in fresh},  # dropped before the report is written
             }
         )
     return pages, entries
@@ -183,15 +214,65 @@ def make_generators(pu_client: Any = None, pu_questions: int | None = None) -> d
     return gens
 
 
+class PageImageCheck:
+    """Decodes each page image completely, once, before the first task uses it.
+
+    A page that does not decode (truncated file, corrupt data, PIL's decompression-bomb limit) is
+    reported to ``log`` as a bad record naming the image file (strict mode: the
+    :class:`AnnotationError` propagates) and remembered, so no task makes a row from it. The
+    decode is ``tasks.base.open_page``'s own (it keeps the last decoded page), so the generators
+    that draw on the page reuse it instead of decoding it again.
+
+    Attributes:
+        bad: ``{page_id: reason}`` of the pages that did not decode.
+    """
+
+    def __init__(self, log: BadRecordLog):
+        self.log = log
+        self.bad: dict[str, str] = {}
+        self._good: set[str] = set()
+
+    def ok(self, page: Page) -> bool:
+        """True if ``page``'s image decodes (decoding it on the first call for that page).
+
+        Raises:
+            AnnotationError: it does not, in strict mode.
+        """
+        if page.page_id in self._good:
+            return True
+        if page.page_id in self.bad:
+            return False
+        from .tasks.base import open_page
+
+        try:
+            open_page(page)
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, zlib/struct errors...
+            reason = f"image does not decode: {type(exc).__name__}: {exc}"
+            self.bad[page.page_id] = reason
+            self.log.report(AnnotationError(page.image_path, f"page {page.page_id}", reason))
+            return False
+        self._good.add(page.page_id)
+        return True
+
+
 class _EncodingGenerator:
     """Wraps a task generator so the images of its samples go to the PNG encoder threads as soon
-    as they are made (the sample list then holds encoded bytes, not decoded pages)."""
+    as they are made (the sample list then holds encoded bytes, not decoded pages), and so that a
+    page whose image does not decode is never generated from (:class:`PageImageCheck`)."""
 
-    def __init__(self, generator: Any, encoder: ImageEncoder):
-        self._generator, self._encoder = generator, encoder
+    def __init__(self, generator: Any, encoder: ImageEncoder, check: PageImageCheck | None = None):
+        self._generator, self._encoder, self._check = generator, encoder, check
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._generator, name)
+
+    def why_not(self, page: Page) -> str | None:
+        reason = self._generator.why_not(page)
+        if reason is None and self._check is not None and not self._check.ok(page):
+            return BAD_IMAGE_REASON
+        return reason
 
     def generate(self, page: Page, rng: Any) -> list[Sample]:
         made = self._generator.generate(page, rng)
@@ -232,6 +313,8 @@ def build(
     contact_sheet: bool = True,
     ratios: Sequence[float] = DEFAULT_RATIOS,
     console: Any = None,
+    max_page_pixels: int | None = DEFAULT_MAX_PAGE_PIXELS,
+    protect: Sequence[str | os.PathLike] = (),
 ) -> BuildResult:
     """Build the AI4VA-FG dataset from ``sources`` into ``out_dir``.
 
@@ -239,7 +322,8 @@ def build(
         sources: ``(name, path)`` pairs (``name`` an adapter of
             :data:`ai4va_fg_dataset.adapters.ADAPTERS` or ``"auto"``), optionally with a third
             item of adapter options (``{"image_root": ...}``), or :class:`SourceSpec` objects.
-        out_dir: the dataset folder (replaced atomically when the build completes).
+        out_dir: the dataset folder (replaced atomically when the build completes); it must be
+            missing, empty or a previous build (:func:`ai4va_fg_dataset.export.check_output_dir`).
         seed: seed of the splits, the sampling of questions and the contact sheet.
         tasks: task names to build (default: all of :data:`~ai4va_fg_dataset.schema.TASKS`).
         skip_bad: skip and report bad annotation records instead of stopping at the first.
@@ -249,15 +333,23 @@ def build(
         contact_sheet: also write ``contact_sheet.png``.
         ratios: train / validation / test page fractions.
         console: a ``rich.console.Console`` for the table and progress (default: stdout).
+        max_page_pixels: largest page image in pixels (width x height); larger pages are bad
+            records. ``None``: no limit of the build's own (PIL's decompression-bomb check stays).
+        protect: more input paths ``out_dir`` must not be or contain (the source paths and
+            ``image_root`` options are always protected).
 
     Returns:
         a :class:`BuildResult`.
 
     Raises:
-        AnnotationError: a bad record in strict mode (names the file and the record).
-        ValueError: unknown task or source name, no pages loaded, nothing to build.
+        AnnotationError: a bad record in strict mode (names the file and the record), including a
+            page image that is too large or does not decode.
+        ValueError: unknown task or source name, no pages loaded, nothing to build, or an
+            ``out_dir`` that is/contains an input, the working directory or a git work tree.
         FileNotFoundError: a source path that does not exist.
-        FileExistsError: ``out_dir`` is a folder that is not a previous AI4VA-FG build.
+        FileExistsError: ``out_dir`` is a folder that is not a previous AI4VA-FG build (no manifest,
+            or files the manifest does not list).
+        OSError: ``out_dir``'s location cannot be written (raised before any input is read).
     """
     from rich.console import Console
 
@@ -268,49 +360,64 @@ def build(
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
+    if max_page_pixels is not None and max_page_pixels < 1:
+        raise ValueError(f"max_page_pixels must be a positive number of pixels, got {max_page_pixels}")
+    given = [_as_spec(src) for src in sources]
+    inputs = [*protect, *(spec.path for spec in given),
+              *(spec.options["image_root"] for spec in given if spec.options.get("image_root"))]
 
-    check_output_dir(out_dir)  # fail before the expensive part, not after it
-    log = BadRecordLog(skip_bad=skip_bad)
-    specs = expand_sources(sources)
-    pages, source_entries = load_pages(specs, log)
-    timings["load_s"] = time.perf_counter() - t0
-    if not pages:
-        raise ValueError("no pages were loaded from the given sources"
-                         + (f" ({len(log.records)} bad records skipped)" if log.records else ""))
+    # the staging folder first: an unusable --out fails before any input is read
+    with staging_dir(out_dir, inputs=inputs) as tmp, _pil_pixel_limit(max_page_pixels):
+        log = BadRecordLog(skip_bad=skip_bad)
+        specs = expand_sources(given)
+        pages, source_entries = load_pages(specs, log, max_page_pixels=max_page_pixels)
+        timings["load_s"] = time.perf_counter() - t0
+        if not pages:
+            raise ValueError("no pages were loaded from the given sources"
+                             + (f" ({len(log.records)} bad records skipped)" if log.records else ""))
 
-    t = time.perf_counter()
-    splits = assign_splits([p.page_id for p in pages], seed=seed, ratios=ratios)
-    timings["split_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        splits = assign_splits([p.page_id for p in pages], seed=seed, ratios=ratios)
+        timings["split_s"] = time.perf_counter() - t
 
-    from .tasks import generate_samples
+        from .tasks import generate_samples
 
-    t = time.perf_counter()
-    bar, advance = _progress_bar(len(pages), console)
-    with bar, ImageEncoder() as encoder:
-        gens = {name: _EncodingGenerator(g, encoder) for name, g in make_generators(pu_client, pu_questions).items()}
-        samples, skipped = generate_samples(pages, seed=seed, tasks=tasks, generators=gens, progress=advance)
-    timings["generate_s"] = time.perf_counter() - t  # includes encoding the drawn images (threads)
-    skipped_json = {task: dict(Counter(reasons).most_common()) for task, reasons in skipped.items() if reasons}
+        t = time.perf_counter()
+        bar, advance = _progress_bar(len(pages), console)
+        check = PageImageCheck(log)
+        with bar, ImageEncoder() as encoder:
+            gens = {name: _EncodingGenerator(g, encoder, check)
+                    for name, g in make_generators(pu_client, pu_questions).items()}
+            samples, skipped = generate_samples(pages, seed=seed, tasks=tasks, generators=gens, progress=advance)
+        timings["generate_s"] = time.perf_counter() - t  # includes encoding the drawn images (threads)
+        if check.bad:  # skipped pages that did not decode: out of the page counts like other bad records
+            pages = [p for p in pages if p.page_id not in check.bad]
+            splits = {pid: split for pid, split in splits.items() if pid not in check.bad}
+            for entry in source_entries:
+                entry["pages"] -= sum(1 for pid in check.bad if pid in entry["page_ids"])
+        for entry in source_entries:
+            entry.pop("page_ids")
+        skipped_json = {task: dict(Counter(reasons).most_common()) for task, reasons in skipped.items() if reasons}
 
-    produced = Counter(s.task for s in samples)
-    no_samples = _no_sample_reasons(tasks, produced, skipped_json, source_entries)
-    if not samples:
-        raise ValueError("no samples were generated for tasks " + ", ".join(tasks) + "; reasons: "
-                         + json.dumps(no_samples))
-    sheet_samples = _pick_for_sheet(samples, seed) if contact_sheet else []
+        produced = Counter(s.task for s in samples)
+        no_samples = _no_sample_reasons(tasks, produced, skipped_json, source_entries)
+        if not samples:
+            raise ValueError("no samples were generated for tasks " + ", ".join(tasks) + "; reasons: "
+                             + json.dumps(no_samples)
+                             + (f" ({len(log.records)} bad records skipped)" if log.records else ""))
+        sheet_samples = _pick_for_sheet(samples, seed) if contact_sheet else []
 
-    card = CardInfo(
-        sources=[
-            SourceInfo(e["name"], e["pages"], "; ".join(e["licenses"]), "; ".join(e["attributions"]))
-            for e in source_entries
-        ],
-        skipped_tasks=no_samples,
-        seed=seed,
-        languages=sorted({"en"} | {p.language for p in pages if p.language}),  # questions are English
-        notes=[f"{len(log.records)} bad annotation records were skipped (listed in build_report.json)"]
-        if log.records else [],
-    )
-    with staging_dir(out_dir) as tmp:
+        card = CardInfo(
+            sources=[
+                SourceInfo(e["name"], e["pages"], "; ".join(e["licenses"]), "; ".join(e["attributions"]))
+                for e in source_entries
+            ],
+            skipped_tasks=no_samples,
+            seed=seed,
+            languages=sorted({"en"} | {p.language for p in pages if p.language}),  # questions are English
+            notes=[f"{len(log.records)} bad annotation records were skipped (listed in build_report.json)"]
+            if log.records else [],
+        )
         t = time.perf_counter()
         counts = write_dataset(_drain(samples), tmp, splits=splits, card=card, atomic=False)
         timings["export_s"] = time.perf_counter() - t
@@ -325,6 +432,7 @@ def build(
             "seed": seed,
             "tasks_requested": tasks,
             "skip_bad": skip_bad,
+            "max_page_pixels": max_page_pixels,
             "sources": source_entries,
             "pages": len(pages),
             "pages_per_split": dict(Counter(splits.values())),
@@ -342,6 +450,22 @@ def build(
     result = BuildResult(Path(out_dir), counts, report)
     print_summary(result, console)
     return result
+
+
+@contextmanager
+def _pil_pixel_limit(max_page_pixels: int | None) -> Iterator[None]:
+    """Raise PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, warning above it, error
+    above twice it) to ``max_page_pixels`` while the build runs, so that a page the user allowed
+    is not refused by PIL; the build's own limit is checked from the header at load time."""
+    from PIL import Image
+
+    before = Image.MAX_IMAGE_PIXELS
+    if max_page_pixels is not None and before is not None and max_page_pixels > before:
+        Image.MAX_IMAGE_PIXELS = max_page_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
 
 
 def _no_sample_reasons(tasks, produced, skipped_json, source_entries) -> dict[str, str]:

@@ -4,7 +4,9 @@ Subcommands::
 
     ai4va-fg build --source auto --path DATA --out DIR [--seed 0] [--tasks t1,t2] [--skip-bad]
                    [--source NAME --path P ...] [--image-root DIR] [--coco-mapping JSON] [--no-contact-sheet]
-                   [--pu-provider openai|gemini --pu-model M [--pu-base-url URL] [--pu-questions N]]
+                   [--max-page-pixels N]
+                   [--pu-provider openai|gemini --pu-model M [--pu-base-url URL] [--pu-questions N]
+                    [--pu-timeout S] [--pu-retries N]]
     ai4va-fg push-to-hub DIR --repo-id OWNER/NAME [--private] [--token TOKEN]
     ai4va-fg report ...            (lmms_eval_tasks.report: tables from lmms-eval results)
     ai4va-fg eval [--dataset DIR_OR_HUB_ID] LMMS_EVAL_ARGS...
@@ -13,7 +15,13 @@ Subcommands::
 
 Exit codes: 0 success; 2 bad input (a bad annotation record in strict mode — the message names
 the file and the record —, an unknown source or task, a missing path, an output folder that is not
-a previous build) or bad arguments.
+a previous build, an unwritable output location) or bad arguments. Errors are one line on stderr
+(``ai4va-fg: error: ...`` / ``ai4va-fg: bad annotation: FILE: RECORD: REASON``), never a traceback.
+
+build ``--out`` safety: it must be missing, empty, or a previous build (recognised only by the
+manifest the builder writes, and holding no other file); it may not be or contain an input, the
+working directory or a git work tree. The temporary folder is made first, so a read-only location
+fails before any work; staging folders of killed builds of the same ``--out`` are removed.
 
 push-to-hub: 0 uploaded (one commit with every file); 2 the folder is not a finished build or the
 repo id is not OWNER/NAME (nothing contacted); 1 the Hub could not be written: offline mode
@@ -25,7 +33,6 @@ repo gets no partial upload (:mod:`ai4va_fg_dataset.hub`).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -60,8 +67,31 @@ def _ratios(text: str) -> tuple[float, ...]:
     return ratios
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ai4va-fg`` (all subcommands)."""
+    from .build import DEFAULT_MAX_PAGE_PIXELS
+    from .vlm_client import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+
     parser = argparse.ArgumentParser(prog="ai4va-fg", description="Build and publish the AI4VA-FG benchmark.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log adapter warnings and debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,11 +114,19 @@ def make_parser() -> argparse.ArgumentParser:
                    help="JSON file of CocoMapping fields (category names -> panel/character/object/balloon, "
                         "attribute keys of identity/depth/pose/text/order) for COCO / AI4VA sources")
     b.add_argument("--no-contact-sheet", action="store_true", help="do not write contact_sheet.png")
+    b.add_argument("--max-page-pixels", type=_count, default=None, metavar="N",
+                   help="largest page image, in pixels (width x height); larger pages are bad records "
+                        f"(default {DEFAULT_MAX_PAGE_PIXELS:_}; 0 = no limit of the build's own)")
     b.add_argument("--pu-provider", choices=("openai", "gemini"), default=None,
                    help="VLM provider that writes Panel Understanding questions (needs its API key)")
     b.add_argument("--pu-model", default=None, help="VLM model name (default: the provider's default, e.g. gemini-2.5-flash)")
     b.add_argument("--pu-base-url", default=None, help="OpenAI-compatible endpoint (vLLM, local server)")
     b.add_argument("--pu-questions", type=int, default=None, help="questions per panel (default: the Panel Understanding generator's)")
+    b.add_argument("--pu-timeout", type=_positive_float, default=None, metavar="SECONDS",
+                   help=f"seconds one VLM request may take before it fails (default {DEFAULT_TIMEOUT:g})")
+    b.add_argument("--pu-retries", type=_count, default=None, metavar="N",
+                   help=f"retries of a failed or timed-out VLM request (default {DEFAULT_RETRIES}); a panel whose "
+                        "requests all fail is skipped and counted; worst case per panel: (N+1) x --pu-timeout")
 
     p = sub.add_parser("push-to-hub", help="upload a built folder to a Hugging Face dataset repo",
                        description="Upload a built AI4VA-FG folder to a Hugging Face dataset repo in one commit.",
@@ -118,19 +156,22 @@ def _build(args: argparse.Namespace) -> int:
 
         try:
             options["mapping"] = CocoMapping.from_file(args.coco_mapping)
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, TypeError, RecursionError) as exc:  # JSONDecodeError is a ValueError
             raise ValueError(f"--coco-mapping {args.coco_mapping}: {exc}") from exc
     sources = [SourceSpec(name, path, options) for name, path in zip(args.source, args.path)]
     pu_client = None
     if args.pu_provider:
         from .vlm_client import make_client
 
-        pu_client = make_client(args.pu_provider, args.pu_model, base_url=args.pu_base_url)
-    elif args.pu_model or args.pu_base_url:
-        raise ValueError("--pu-model / --pu-base-url need --pu-provider")
+        limits = {k: v for k, v in (("timeout", args.pu_timeout), ("max_retries", args.pu_retries)) if v is not None}
+        pu_client = make_client(args.pu_provider, args.pu_model, base_url=args.pu_base_url, **limits)
+    elif args.pu_model or args.pu_base_url or args.pu_timeout is not None or args.pu_retries is not None:
+        raise ValueError("--pu-model / --pu-base-url / --pu-timeout / --pu-retries need --pu-provider")
     ratios = {"ratios": args.split_ratios} if args.split_ratios else {}
+    pixels = {} if args.max_page_pixels is None else {"max_page_pixels": args.max_page_pixels or None}
     build(sources, args.out, seed=args.seed, **ratios, tasks=args.tasks, skip_bad=args.skip_bad, pu_client=pu_client,
-          pu_questions=args.pu_questions, contact_sheet=not args.no_contact_sheet)
+          pu_questions=args.pu_questions, contact_sheet=not args.no_contact_sheet, **pixels,
+          protect=[args.coco_mapping] if args.coco_mapping else [])
     return 0
 
 
@@ -171,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               "build_report.json)", file=sys.stderr)
         return 2
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
+        print(f"ai4va-fg: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. --out on a read-only file system or without write permission
         print(f"ai4va-fg: error: {exc}", file=sys.stderr)
         return 2
 

@@ -2,11 +2,23 @@
 
 The YAML front matter is produced by the same helpers ``datasets.push_to_hub`` uses:
 ``huggingface_hub.DatasetCardData`` filled by ``datasets.utils.metadata.MetadataConfigs``
-(``configs:`` with ``data_files`` per split, one config per task) and
-``datasets.info.DatasetInfosDict`` (``dataset_info:`` with the features of
+(``configs:`` with ``data_files`` per split: one config per task, plus the config ``default``,
+marked ``default: true``, whose splits list the same Parquet shards of every task, so
+``load_dataset(PATH)`` without a config name returns all tasks' rows, told apart by the ``task``
+column) and ``datasets.info.DatasetInfosDict`` (``dataset_info:`` with the features of
 :func:`ai4va_fg_dataset.schema.features` and ``num_examples`` per split). The body describes the
 tasks (method.md section 2), the columns (the table of :mod:`ai4va_fg_dataset.schema`), the
 counts, what was left out and why, the sources with their licences, and the paper to cite.
+
+Fingerprint (stale caches): ``datasets`` 5.2 caches a local folder under
+``<HF_DATASETS_CACHE>/<folder name>/<config>/0.0.0/<hash>``, where ``<hash>`` is computed from the
+card's YAML only (``dataset_info`` + the ``configs`` with their data-file *patterns*; neither file
+contents nor modification times, see ``datasets.load.LocalDatasetModuleFactory.get_module``). A
+rebuild with changed rows but the same counts and file names, or another build in a folder of the
+same name, would therefore be served from the old cache. So every config carries
+``description: "... data sha256:<fingerprint>"``, the SHA-256 of its Parquet files' own SHA-256s
+(:func:`data_fingerprint`): ``description`` is a ``BuilderConfig`` field, so it enters that hash, and
+the cache key changes exactly when the data does.
 """
 
 from __future__ import annotations
@@ -73,6 +85,9 @@ TASK_DESCRIPTIONS: dict[str, tuple[str, str, str]] = {
 """Per task: answer type, grounding boxes, one-line description (method.md section 2 table)."""
 
 
+DEFAULT_CONFIG = "default"
+"""Name of the all-tasks config (``load_dataset(PATH)`` without a config name loads it)."""
+
 LICENSE_NOTE = (
     "Each page keeps the licence of its source; respect the attribution and share-alike / "
     "non-commercial terms listed above when redistributing."
@@ -106,6 +121,8 @@ class CardInfo:
         seed: the build seed (splits and sampling).
         languages: language codes of the question texts.
         notes: extra lines for the card (e.g. bad records skipped).
+        file_sha256: ``{shard path: sha256 hex}`` of the Parquet files; when given, every config
+            gets its :func:`data_fingerprint` as ``description`` (the ``datasets`` cache key).
     """
 
     sources: list[SourceInfo] = field(default_factory=list)
@@ -113,6 +130,24 @@ class CardInfo:
     seed: int | None = None
     languages: list[str] = field(default_factory=lambda: ["en"])
     notes: list[str] = field(default_factory=list)
+    file_sha256: dict[str, str] = field(default_factory=dict)
+
+
+def data_fingerprint(paths: list[str], file_sha256: dict[str, str]) -> str:
+    """The content fingerprint of the data files ``paths``: SHA-256 (hex) of their sorted
+    ``"<path> <sha256>"`` lines.
+
+    Args:
+        paths: data files relative to the dataset folder (POSIX).
+        file_sha256: ``{path: sha256 hex of the file's bytes}``.
+
+    Raises:
+        KeyError: a path without a digest in ``file_sha256``.
+    """
+    import hashlib
+
+    lines = "".join(f"{p} {file_sha256[p]}\n" for p in sorted(paths))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def columns_markdown() -> str:
@@ -135,7 +170,7 @@ def columns_markdown() -> str:
 
 
 def _markdown(rst: str) -> str:
-    text = rst.replace(":data:`TASKS`", "the config names (see Tasks)").replace("``", "`")
+    text = rst.replace(":data:`TASKS`", "the task config names (see Tasks)").replace("``", "`")
     return text.replace("|", "\\|")
 
 
@@ -150,11 +185,34 @@ def _size_category(n: int) -> str:
     return "n>1M"
 
 
+def default_data_files(counts: dict[str, dict[str, int]],
+                       files: dict[str, dict[str, list[str]]]) -> dict[str, list[str]]:
+    """The shards of the ``default`` (all tasks) config: ``{split: [path, ...]}``.
+
+    Paths are relative to the dataset folder, the per-task shards themselves (no second copy of
+    the data), tasks in :data:`~ai4va_fg_dataset.schema.TASKS` order. A split with no row in any
+    task is left out (``datasets`` 5.2 cannot load an empty split); ``{}`` when nothing has rows.
+    """
+    out: dict[str, list[str]] = {}
+    for s in SPLITS:
+        paths = [p for t in TASKS if t in counts and counts[t][s] > 0 for p in files[t][s]]
+        if paths:
+            out[s] = paths
+    return out
+
+
 def card_data(counts: dict[str, dict[str, int]], files: dict[str, dict[str, list[str]]], info: CardInfo):
     """The card's YAML metadata (a ``huggingface_hub.DatasetCardData``).
 
-    One config per task in ``counts``; per config only the splits that have rows (see
-    :mod:`ai4va_fg_dataset.export` on empty splits).
+    One config per task in ``counts`` and the all-tasks config :data:`DEFAULT_CONFIG`
+    (``default: true``, see :func:`default_data_files`); per config only the splits that have rows
+    (see :mod:`ai4va_fg_dataset.export` on empty splits). No config at all when ``counts`` is empty.
+
+    Args:
+        counts: ``counts[task][split]`` rows, every split listed, for tasks with samples.
+        files: ``files[task][split]`` shard paths relative to the dataset folder, for the splits
+            with rows.
+        info: the card's other facts (the languages, and ``file_sha256`` for the configs' fingerprints).
     """
     from datasets import DatasetInfo, SplitDict, SplitInfo
     from datasets.info import DatasetInfosDict
@@ -173,23 +231,40 @@ def card_data(counts: dict[str, dict[str, int]], files: dict[str, dict[str, list
     )
     configs = {}
     infos = {}
-    for task in TASKS:
-        if task not in counts:
-            continue
-        present = [s for s in SPLITS if counts[task][s] > 0]
-        configs[task] = {"data_files": [{"split": s, "path": files[task][s]} for s in present]}
+
+    def add(name: str, split_files: dict[str, list[str]], split_rows: dict[str, int]) -> None:
+        configs[name] = {"data_files": [{"split": s, "path": split_files[s]} for s in SPLITS if s in split_files]}
+        if info.file_sha256:  # the datasets cache key follows the data (see the module docstring)
+            fp = data_fingerprint([p for paths in split_files.values() for p in paths], info.file_sha256)
+            configs[name]["description"] = f"AI4VA-FG {name}: data sha256:{fp}"
         splits = SplitDict()
-        for s in present:
-            splits.add(SplitInfo(name=s, num_examples=counts[task][s]))
-        infos[task] = DatasetInfo(features=schema.features(), splits=splits)
+        for s in SPLITS:
+            if s in split_files:
+                splits.add(SplitInfo(name=s, num_examples=split_rows[s]))
+        infos[name] = DatasetInfo(features=schema.features(), splits=splits)
+
+    for task in TASKS:
+        if task in counts:
+            add(task, {s: files[task][s] for s in SPLITS if counts[task][s] > 0}, counts[task])
+    everything = default_data_files(counts, files)
+    if everything:
+        add(DEFAULT_CONFIG, everything, {s: sum(c[s] for c in counts.values()) for s in SPLITS})
+        configs[DEFAULT_CONFIG]["default"] = True
     MetadataConfigs(configs).to_dataset_card_data(data)
     DatasetInfosDict(infos).to_dataset_card_data(data)
     return data
 
 
 def card_body(counts: dict[str, dict[str, int]], info: CardInfo) -> str:
-    """The Markdown body of the card (everything after the YAML front matter)."""
+    """The Markdown body of the card (everything after the YAML front matter).
+
+    Its ``python`` block is runnable as is once ``path/to/this/folder`` is replaced by the folder
+    (the tests do so): it loads the ``default`` config, picks one task by its ``task`` column and
+    loads one task's own config.
+    """
     first = next((t for t in TASKS if t in counts), "panel_reordering")
+    totals = {s: sum(c[s] for c in counts.values()) for s in SPLITS}
+    shown = next((s for s in ("test", "validation", "train") if totals[s]), "test")
     parts = [
         "# AI4VA-FG",
         "",
@@ -200,16 +275,25 @@ def card_body(counts: dict[str, dict[str, int]], info: CardInfo) -> str:
         f"(https://arxiv.org/abs/{PAPER_ARXIV}). Splits are made by page: no page is in two splits"
         + (f" (seed {info.seed})." if info.seed is not None else "."),
         "",
+        (f"Without a config name, `load_dataset` returns the `{DEFAULT_CONFIG}` config: every task's rows "
+         "in one table (same columns for all tasks), the `task` column naming the task of each row. "
+         "Each task is also a config of its own."),
+        "",
         "```python",
         "from datasets import load_dataset",
-        f'ds = load_dataset("path/to/this/folder", "{first}")  # or the Hub repo id',
-        'row = ds["test"][0]  # row["image"] is a PIL image, row["bboxes"] a list of [x1, y1, x2, y2]',
+        'ds = load_dataset("path/to/this/folder")  # or the Hub repo id, e.g. "OWNER/ai4va-fg": all tasks',
+        (f'row = ds["{shown}"][0]  # row["task"] names the task, row["image"] is a PIL image, '
+         'row["bboxes"] a list of [x1, y1, x2, y2]'),
+        f'one = ds.filter(lambda task: task == "{first}", input_columns="task")  # one task\'s rows',
+        f'same = load_dataset("path/to/this/folder", "{first}")  # the same rows, as its own config',
         "```",
         "",
         "## Tasks",
         "",
         "| config | task | answer | grounding boxes | description |",
         "|---|---|---|---|---|",
+        (f"| `{DEFAULT_CONFIG}` (no config name) | all tasks below | per task | per task | Every task's rows in "
+         "one table (the same Parquet files as the task configs); the `task` column names the task. |"),
     ]
     for task in TASKS:
         answer, boxes, text = TASK_DESCRIPTIONS[task]
@@ -221,13 +305,15 @@ def card_body(counts: dict[str, dict[str, int]], info: CardInfo) -> str:
         if task in counts:
             c = counts[task]
             parts.append(f"| `{task}` | " + " | ".join(str(c[s]) for s in SPLITS) + f" | {sum(c.values())} |")
-    totals = [sum(counts[t][s] for t in counts) for s in SPLITS]
-    parts.append("| **all** | " + " | ".join(map(str, totals)) + f" | {sum(totals)} |")
+    parts.append(f"| `{DEFAULT_CONFIG}` (all tasks) | " + " | ".join(str(totals[s]) for s in SPLITS)
+                 + f" | {sum(totals.values())} |")
 
     omitted = [f"- `{t}`: no samples ({info.skipped_tasks.get(t, 'not requested')}); no config is written."
                for t in TASKS if t not in counts]
     omitted += [f"- `{t}` has no `{s}` rows; the split is left out of its config."
                 for t in TASKS if t in counts for s in SPLITS if counts[t][s] == 0]
+    omitted += [f"- no task has `{s}` rows; the split is left out of the `{DEFAULT_CONFIG}` config."
+                for s in SPLITS if counts and totals[s] == 0]
     if omitted:
         parts += ["", "### Left out", ""] + omitted
     if info.sources:
@@ -237,6 +323,11 @@ def card_body(counts: dict[str, dict[str, int]], info: CardInfo) -> str:
         parts += ["", LICENSE_NOTE]
     if info.notes:
         parts += ["", "## Build notes", ""] + [f"- {n}" for n in info.notes]
+    if info.file_sha256:
+        fp = data_fingerprint(list(info.file_sha256), info.file_sha256)
+        parts += ["", (f"Data fingerprint (SHA-256 over the Parquet files' SHA-256s): `{fp}`; each config's "
+                       "own is its `description` in the YAML header, so `datasets` never serves another build's "
+                       "rows from its cache.")]
     parts += ["", "## Citation", "", "```bibtex", CITATION, "```", ""]
     return "\n".join(parts)
 

@@ -29,6 +29,14 @@ logger = logging.getLogger(__name__)
 PROVIDERS = ("openai", "gemini")
 DEFAULT_MODELS = {"openai": "gpt-4o", "gemini": "gemini-2.5-flash"}
 
+DEFAULT_TIMEOUT = 60.0
+"""Seconds one request may take (CLI ``--pu-timeout``)."""
+
+DEFAULT_RETRIES = 3
+"""Retries after a failed or timed-out request (CLI ``--pu-retries``): a server that never answers
+costs up to ``(DEFAULT_RETRIES + 1) * DEFAULT_TIMEOUT`` seconds plus back-off per call (about 245 s
+with the defaults); lower both for a flaky endpoint."""
+
 
 @runtime_checkable
 class VLMClient(Protocol):
@@ -54,14 +62,15 @@ class OpenAIClient:
         base_url: server URL (``"http://127.0.0.1:8000/v1"`` for a local vLLM); ``None``: OpenAI.
         api_key: the key; ``None``: env ``OPENAI_API_KEY``, or ``"EMPTY"`` when ``base_url`` is
             given (local servers usually take any key).
-        timeout: seconds per request.
-        max_retries: retries of the ``openai`` client on connection errors, 429 and 5xx.
+        timeout: seconds per request (connect, read and write; > 0).
+        max_retries: retries of the ``openai`` client on connection errors, timeouts, 429 and 5xx
+            (>= 0; 0: one attempt).
         temperature: sampling temperature (0: as deterministic as the server allows).
         max_tokens: cap on the reply length.
 
     Raises:
         ValueError: no key given or found for the OpenAI API itself (the message names the
-            environment variable, never a key).
+            environment variable, never a key), or a bad ``timeout`` / ``max_retries``.
     """
 
     def __init__(
@@ -69,13 +78,14 @@ class OpenAIClient:
         model: str,
         base_url: str | None = None,
         api_key: str | None = None,
-        timeout: float = 60,
-        max_retries: int = 3,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_RETRIES,
         temperature: float = 0.0,
         max_tokens: int = 2048,
     ):
         from openai import OpenAI
 
+        _check_limits(timeout, max_retries)
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("EMPTY" if base_url else None)
         if not key:
             raise ValueError("no OpenAI API key: set OPENAI_API_KEY or pass api_key (or base_url for a local server)")
@@ -118,20 +128,31 @@ class GeminiClient:
         model: Gemini model name.
         api_key: the key; ``None``: env ``GEMINI_API_KEY``, then ``GOOGLE_API_KEY``.
         temperature: sampling temperature.
+        timeout: seconds per request (> 0; ``google-genai`` takes milliseconds, converted here).
+        max_retries: retries after a failed request (>= 0; ``google-genai``'s retry ``attempts``
+            is ``max_retries + 1``).
 
     Raises:
-        ValueError: no key given or found (names the variables, never a key).
+        ValueError: no key given or found (names the variables, never a key), or a bad
+            ``timeout`` / ``max_retries``.
     """
 
-    def __init__(self, model: str = "gemini-2.5-flash", api_key: str | None = None, temperature: float = 0.0):
+    def __init__(self, model: str = "gemini-2.5-flash", api_key: str | None = None, temperature: float = 0.0,
+                 timeout: float = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_RETRIES):
         from google import genai
+        from google.genai import types
 
+        _check_limits(timeout, max_retries)
         key = api_key or os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
         if not key:
             raise ValueError("no Gemini API key: set GEMINI_API_KEY or GOOGLE_API_KEY, or pass api_key")
         self.model = model
         self.temperature = temperature
-        self._client = genai.Client(api_key=key)
+        self.http_options = types.HttpOptions(
+            timeout=max(1, round(timeout * 1000)),
+            retry_options=types.HttpRetryOptions(attempts=max_retries + 1),
+        )
+        self._client = genai.Client(api_key=key, http_options=self.http_options)
 
     def __repr__(self) -> str:
         return f"GeminiClient(model={self.model!r})"
@@ -153,6 +174,15 @@ class GeminiClient:
         return resp.text or ""
 
 
+def _check_limits(timeout: float, max_retries: int) -> None:
+    """Raise ``ValueError`` unless ``timeout`` is a positive finite number of seconds and
+    ``max_retries`` a whole number >= 0."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+
+
 def make_client(provider: str, model: str | None = None, base_url: str | None = None, **kwargs) -> VLMClient:
     """A client by provider name (the CLI's ``--pu-provider`` / ``--pu-model`` / ``--pu-base-url``).
 
@@ -160,10 +190,12 @@ def make_client(provider: str, model: str | None = None, base_url: str | None = 
         provider: ``"openai"`` (also OpenAI-compatible servers via ``base_url``) or ``"gemini"``.
         model: model name; ``None``: :data:`DEFAULT_MODELS` of the provider.
         base_url: OpenAI-compatible server URL (``"openai"`` only).
-        **kwargs: passed to the client class (``api_key``, ``timeout``, ``max_retries``...).
+        **kwargs: passed to the client class (``api_key``, ``timeout`` in seconds, ``max_retries``...;
+            both providers take ``timeout`` and ``max_retries``).
 
     Raises:
-        ValueError: unknown provider, ``base_url`` with ``"gemini"``, or no API key.
+        ValueError: unknown provider, ``base_url`` with ``"gemini"``, no API key, or a bad
+            ``timeout`` / ``max_retries``.
     """
     if provider == "openai":
         return OpenAIClient(model or DEFAULT_MODELS["openai"], base_url=base_url, **kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,18 @@ BAD = {
     "duplicated annotation id": (lambda d: d["annotations"].append(copy.deepcopy(_ann(d, 11))),
                                  "annotation id=11", "duplicated annotation id"),
     "unknown image": (lambda d: _ann(d, 11).update(image_id=77), "annotation id=11", "not in 'images'"),
+    # values of the wrong JSON type: bad records, never a traceback or a silently misread value
+    "bbox a string": (lambda d: _ann(d, 11).update(bbox="1234"), "annotation id=11",
+                      "bbox must be a list of 4 numbers [x, y, w, h], got '1234'"),
+    "bbox of booleans": (lambda d: _ann(d, 11).update(bbox=[True, True, True, True]), "annotation id=11",
+                         "bbox must be a list of 4 numbers"),
+    "segmentation of strings": (lambda d: _ann(d, 11).update(segmentation=[["200", "30", "280", "30", "280", "150"]]),
+                                "annotation id=11", "segmentation must be lists of numbers"),
+    "image_id a list": (lambda d: _ann(d, 11).update(image_id=[1]), "annotation #4",
+                        "'image_id' must be an integer or a string, got [1]"),
+    "category_id a dict": (lambda d: _ann(d, 11).update(category_id={"id": 2}), "annotation #4",
+                           "'category_id' must be an integer or a string"),
+    "id a float": (lambda d: _ann(d, 11).update(id=11.5), "annotation #4", "'id' must be an integer or a string"),
 }
 
 
@@ -258,6 +271,11 @@ def test_bad_page_strict_and_skip(tmp_path, case):
         ({"categories": {"id": 1, "name": "Other"}}, "category id=1", "duplicated category id"),
         ({"images": {"id": 3, "file_name": ""}}, "image #{n}", "needs 'id' and 'file_name'"),
         ({"images": {"file_name": "page3.png"}}, "image #{n}", "needs 'id' and 'file_name'"),
+        ({"images": {"id": [3], "file_name": "page3.png"}}, "image #{n}", "'id' must be an integer or a string"),
+        ({"images": {"id": 3, "file_name": 5}}, "image #{n}", "'file_name' a string"),
+        ({"categories": {"id": {"x": 9}, "name": "tail"}}, "category #{n}", "'id' must be an integer or a string"),
+        ({"categories": {"id": 9, "name": ["panel"]}}, "category #{n}", "'name' a string"),
+        ({"licenses": {"id": [1], "name": "CC0"}}, "license #{n}", "needs an integer or string 'id'"),
     ],
 )
 def test_bad_category_or_image_record(tmp_path, case, record, reason):
@@ -276,7 +294,7 @@ def test_bad_category_or_image_record(tmp_path, case, record, reason):
     assert len(pages[0].panels) == 3 and len(pages[0].entities) == 5
 
 
-@pytest.mark.parametrize("text", ["{not json", "[1, 2, 3]", '{"images": []}'])
+@pytest.mark.parametrize("text", ["{not json", "[1, 2, 3]", '{"images": []}', "", "[" * 200_000 + "]" * 200_000])
 def test_unusable_file(tmp_path, text):
     path = tmp_path / "broken.json"
     path.write_text(text, encoding="utf-8")
@@ -313,3 +331,41 @@ def test_synthetic_set_is_detected_and_labelled_synthetic(tmp_path):
     pages = load_source("synthetic", path, log=BadRecordLog())
     assert len(pages) == 2 and all(p.source == "synthetic" and p.page_id.startswith("synthetic/") for p in pages)
     assert any(e.identity and e.pose and e.depth is not None for e in pages[0].characters)
+
+
+def test_mapping_values_of_the_wrong_type_are_refused(tmp_path):
+    """--coco-mapping content is checked field by field: ValueError naming the field, never a
+    TypeError traceback or a string read as a list of one-letter keys."""
+    cases = {
+        '{"panel": 5}': "CocoMapping field 'panel' must be a list of strings",
+        '{"identity": "Name"}': "CocoMapping field 'identity' must be a list of strings",
+        '{"depth": [1]}': "CocoMapping field 'depth' must be a list of strings",
+        '{"reading_direction": 1}': "reading_direction must be 'ltr' or 'rtl'",
+        '{"language": ["fr"]}': "language must be a language code string",
+        "[1, 2]": "a CocoMapping must be a JSON object",
+        "[" * 100_000 + "]" * 100_000: "nested too deeply",
+        "{": "invalid JSON",
+    }
+    for text, message in cases.items():
+        path = tmp_path / "mapping.json"
+        path.write_text(text)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            CocoMapping.from_file(path)
+    with pytest.raises(ValueError, match="cannot read the file"):
+        CocoMapping.from_file(tmp_path / "missing.json")
+    assert CocoMapping.from_dict({"identity": ["Name"]}).identity == ["Name"]
+
+
+def test_detect_sources_ignores_unrelated_and_deeply_nested_json(tmp_path):
+    """--source auto: JSON files that are not datasets (deeply nested, binary, empty, odd shapes) in
+    the folder or a sub-folder are ignored, not a traceback."""
+    good = write(tmp_path / "data", ai4va_dict())
+    tools = tmp_path / "data" / "tools"
+    tools.mkdir()
+    (tools / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    (tools / "almost_deep.json").write_text('{"info": ' + "[" * 990 + "]" * 990 + "}")
+    (tools / "binary.json").write_bytes(bytes(range(256)) * 4)
+    (tools / "empty.json").write_text("")
+    (tools / "package.json").write_text('{"name": "x", "images": 5}')
+    (tmp_path / "data" / "list.json").write_text("[1, [2, {}]]")
+    assert detect_sources(tmp_path / "data") == [("ai4va", good)]

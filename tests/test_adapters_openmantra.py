@@ -152,7 +152,7 @@ def test_missing_image_and_duplicated_page(tmp_path):
     assert [r.record for r in log.records] == ["page openmantra/t/p0"]
 
 
-@pytest.mark.parametrize("text", ["[{", '{"book_title": "x"}', "[]"])
+@pytest.mark.parametrize("text", ["[{", '{"book_title": "x"}', "[]", "[" * 200_000 + "]" * 200_000])
 def test_unusable_file(tmp_path, text):
     path = tmp_path / "annotation.json"
     path.write_text(text, encoding="utf-8")
@@ -161,3 +161,13 @@ def test_unusable_file(tmp_path, text):
     assert err.value.file == str(path) and err.value.record == "file"
     log = BadRecordLog(skip_bad=True)
     assert load_source("openmantra", path, log=log) == [] and len(log.records) == 1
+
+
+def test_image_path_of_the_wrong_type_is_a_bad_record(tmp_path):
+    """``image_paths.ja`` a number: a bad record naming the page, not a TypeError traceback."""
+    path = _write(tmp_path, lambda d: d[0]["pages"][1]["image_paths"].update(ja=5))
+    with pytest.raises(AnnotationError) as err:
+        load_source("openmantra", path, log=BadRecordLog())
+    assert err.value.record == "t page 1" and "image_paths.ja must be a file name, got 5" in err.value.reason
+    log = BadRecordLog(skip_bad=True)
+    assert [p.page_id for p in load_source("openmantra", path, log=log)] == ["openmantra/t/p0"]

@@ -66,3 +66,34 @@ def test_replacing_file_is_all_or_nothing(tmp_path):
         raise RuntimeError("half-written")
     assert out.read_text() == "1"  # the old file is untouched
     assert sorted(p.name for p in out.parent.iterdir()) == ["figures.json"]  # no temp file left
+
+
+def test_failed_block_removes_the_parent_folders_it_created(tmp_path):
+    out = tmp_path / "a" / "b" / "out"
+    with pytest.raises(RuntimeError, match="boom"), replacing_dir(out):
+        assert (tmp_path / "a" / "b").is_dir()
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []  # a/ and a/b/ were made for out: gone again
+
+
+def test_stale_dirs_are_removed_only_with_a_free_marker(tmp_path):
+    """A leftover with an unlocked marker (its writer died) is removed; one without a marker, or
+    whose marker is locked by a live writer, is kept."""
+    from ai4va_fg_dataset.atomic_dir import remove_stale_dirs
+
+    out = tmp_path / "out"
+    dead = tmp_path / ".out.tmp-dead"
+    dead.mkdir()
+    (dead / "M").write_text("{}")  # the marker, its lock released with the (dead) process
+    (dead / "shard").write_bytes(b"x" * 1000)
+    foreign = tmp_path / ".out.tmp-foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("keep")
+    other_out = tmp_path / ".other.tmp-x"  # another --out's leftover: not looked at
+    other_out.mkdir()
+    (other_out / "M").write_text("{}")
+    with replacing_dir(out, marker="M") as live:
+        removed, kept = remove_stale_dirs(out, "M")
+        assert removed == [dead] and sorted(kept) == sorted([foreign, live])
+        assert live.is_dir() and (foreign / "keep.txt").is_file() and other_out.is_dir()
+    assert not dead.exists()

@@ -1,6 +1,7 @@
 """The build and the ``ai4va-fg`` CLI end to end: embedded demo data, the synthetic AI4VA-schema
-set, bad-input policy (strict exit 2 / --skip-bad), atomic output, push-to-hub (HfApi mocked) and
-the lazy ``report`` subcommand."""
+set, bad-input policy (strict exit 2 / --skip-bad), atomic output, ``load_dataset(DIR)`` without a
+config name (also as ``load_dataset("ai4va-fg")`` from the working directory) and the lazy ``report``
+subcommand. push-to-hub is tested against a fake Hub in test_push_to_hub.py."""
 
 import json
 import os
@@ -71,39 +72,6 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert main(["build", "--source", "auto", "--path", str(DEMO), "--out", str(foreign)]) == 2
     assert "not a previous AI4VA-FG build" in capsys.readouterr().err
     assert (foreign / "notes.txt").read_text() == "keep me"
-
-
-def test_push_to_hub_with_mocked_api(tmp_path, monkeypatch, capsys):
-    import huggingface_hub
-
-    calls = []
-
-    class FakeApi:
-        def __init__(self, token=None):
-            calls.append(("init", token))
-
-        def create_repo(self, repo_id, **kw):
-            calls.append(("create_repo", repo_id, kw))
-            return types.SimpleNamespace(url=f"https://huggingface.co/datasets/{repo_id}")
-
-        def upload_folder(self, **kw):
-            calls.append(("upload_folder", kw))
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    folder = tmp_path / "built"
-    folder.mkdir()
-    assert main(["push-to-hub", str(folder), "--repo-id", "me/ai4va-fg"]) == 2
-    assert "missing README.md, build_report.json" in capsys.readouterr().err
-    (folder / "README.md").write_text("---\npretty_name: AI4VA-FG\n---\n")
-    (folder / "build_report.json").write_text("{}")
-    assert main(["push-to-hub", str(folder), "--repo-id", "bad-id"]) == 2
-    assert main(["push-to-hub", str(folder), "--repo-id", "me/ai4va-fg", "--private", "--token", "t0k"]) == 0
-    assert calls[-3] == ("init", "t0k")
-    assert calls[-2] == ("create_repo", "me/ai4va-fg", {"repo_type": "dataset", "private": True, "exist_ok": True})
-    upload = calls[-1][1]
-    assert upload["folder_path"] == str(folder) and upload["repo_id"] == "me/ai4va-fg"
-    assert upload["repo_type"] == "dataset"
-    assert "https://huggingface.co/datasets/me/ai4va-fg" in capsys.readouterr().out
 
 
 LAZY_CHECK = (
@@ -178,11 +146,72 @@ def test_demo_build_counts_report_and_card(demo_build, capsys):
         assert sum(by_split.values()) == sum(s.task == task for s in samples) > 0
 
     card = DatasetCard.load(out / "README.md")
-    assert sorted(c["config_name"] for c in card.data["configs"]) == ["dialog_reordering", "panel_reordering"]
+    assert sorted(c["config_name"] for c in card.data["configs"]) == ["default", "dialog_reordering", "panel_reordering"]
     assert "`character_counting`: no samples" in card.text and "CC BY-NC 4.0" in card.text
     from PIL import Image
 
     assert Image.open(out / "contact_sheet.png").size == (1600, 1200)
+
+
+LOAD_ALL = """
+import json, os, sys
+from datasets import get_dataset_config_names, load_dataset
+out, work = sys.argv[1], sys.argv[2]
+tasks = [c for c in get_dataset_config_names(out) if c != "default"]
+everything = load_dataset(out)  # no config name
+per_task = {t: load_dataset(out, t) for t in tasks}
+images = [r["image"] for split in everything.values() for r in split.select(range(1))]
+by_name = {}
+for case in ("folder", "symlink", "nothing"):  # load_dataset("ai4va-fg") with cwd = the parent folder
+    os.chdir(os.path.join(work, case))
+    try:
+        ds = load_dataset("ai4va-fg", cache_dir=os.path.join(work, "cache-" + case))
+        by_name[case] = {k: v.num_rows for k, v in ds.items()}
+    except Exception as exc:
+        by_name[case] = type(exc).__name__
+print(json.dumps({
+    "configs": get_dataset_config_names(out),
+    "default": {k: v.num_rows for k, v in everything.items()},
+    "tasks": {k: sorted(set(v["task"])) for k, v in everything.items()},
+    "sum_of_tasks": {s: sum(d[s].num_rows for d in per_task.values() if s in d) for s in ("train", "validation", "test")},
+    "per_task_splits": {t: sorted(d) for t, d in per_task.items()},
+    "images": [[type(im).__name__, im.size[0] > 0] for im in images],
+    "by_name": by_name,
+}))
+"""
+
+
+def test_demo_build_loads_without_config_name(demo_build, tmp_path):
+    """``load_dataset(DIR)`` returns every task's rows (the ``default`` config) in a fresh Python, offline;
+    ``load_dataset("ai4va-fg")`` finds a folder, or a relative symlink to the build (what ``make`` may
+    put in the repo root), of that name in the working directory."""
+    _, out = demo_build
+    (tmp_path / "folder").mkdir()
+    shutil.copytree(out, tmp_path / "folder" / "ai4va-fg")
+    (tmp_path / "symlink").mkdir()
+    (tmp_path / "symlink" / "ai4va-fg").symlink_to(os.path.relpath(out, tmp_path / "symlink"))
+    (tmp_path / "nothing").mkdir()  # control: no such folder, offline -> an error, not a cached copy
+    env = {**os.environ, **OFFLINE, "HF_HOME": str(tmp_path / "hf_home"), "HF_DATASETS_CACHE": str(tmp_path / "c")}
+    res = subprocess.run([sys.executable, "-c", LOAD_ALL, str(out), str(tmp_path)], check=False, capture_output=True,
+                         text=True, timeout=180, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    report = json.loads((out / "build_report.json").read_text())
+    assert got["configs"] == ["default", "dialog_reordering", "panel_reordering"]
+    expected = {s: sum(c[s] for c in report["counts"].values()) for s in SPLITS}
+    assert got["default"] == got["sum_of_tasks"] == expected
+    # the demo's panel_reordering has no validation rows: its config leaves the split out, default has
+    # only dialog_reordering rows there
+    assert report["counts"]["panel_reordering"]["validation"] == 0
+    assert got["per_task_splits"] == {"dialog_reordering": ["test", "train", "validation"],
+                                      "panel_reordering": ["test", "train"]}
+    assert got["tasks"] == {"train": ["dialog_reordering", "panel_reordering"], "validation": ["dialog_reordering"],
+                            "test": ["dialog_reordering", "panel_reordering"]}
+    assert all(kind.endswith("ImageFile") and ok for kind, ok in got["images"]), got["images"]
+    assert got["by_name"]["folder"] == got["by_name"]["symlink"] == expected
+    # control: without the folder, offline, datasets tries the Hub ("Couldn't reach 'ai4va-fg' on the Hub"),
+    # so above it was the folder of the working directory that was loaded, not a cached copy
+    assert got["by_name"]["nothing"] == "ConnectionError"
 
 
 def test_same_seed_same_dataset(demo_build, tmp_path):

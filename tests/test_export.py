@@ -84,7 +84,16 @@ def test_card_yaml(built):
     out, _ = built
     card = DatasetCard.load(out / "README.md")
     configs = {c["config_name"]: c for c in card.data["configs"]}
-    assert set(configs) == {"depth_comparison", "panel_reordering"}
+    assert set(configs) == {"default", "depth_comparison", "panel_reordering"}
+    # the default config (all tasks) is marked and lists the per-task shards themselves, no copy
+    assert [n for n, c in configs.items() if c.get("default")] == ["default"]
+    default = {d["split"]: d["path"] for d in configs["default"]["data_files"]}
+    per_task = {s: [p for t in ("depth_comparison", "panel_reordering") for d in configs[t]["data_files"]
+                    if d["split"] == s for p in d["path"]] for s in ("train", "validation", "test")}
+    assert default == per_task
+    assert default["test"] == ["depth_comparison/test-00000-of-00001.parquet"]  # panel_reordering has no test rows
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet")) == sorted(
+        p for paths in default.values() for p in paths)
     splits = {d["split"]: d["path"] for d in configs["panel_reordering"]["data_files"]}
     assert set(splits) == {"train", "validation"}
     for paths in splits.values():
@@ -92,12 +101,42 @@ def test_card_yaml(built):
     infos = DatasetInfosDict.from_dataset_card_data(card.data)
     assert infos["depth_comparison"].features == features()
     assert infos["depth_comparison"].splits["test"].num_examples == 1
+    assert infos["default"].features == features()
+    assert {s: i.num_examples for s, i in infos["default"].splits.items()} == {"train": 16, "validation": 2, "test": 1}
     text = card.text
     assert "| `depth_comparison` | 8 | 1 | 1 | 10 |" in text
     assert "`character_counting`: no samples (no character identities in acbf)" in text
     assert "`panel_reordering` has no `test` rows" in text
     assert "CC BY-NC-SA 3.0 US" in text and "2511.06490" in text
     assert "| bboxes | list[list[float32, 4]] |" in text
+    assert "| `default` (all tasks) | 16 | 2 | 1 | 19 |" in text
+    assert 'ds = load_dataset("path/to/this/folder")  # or the Hub repo id' in text
+
+
+def test_default_config_leaves_out_splits_no_task_has():
+    """No task with test rows: ``default`` has no test split (datasets 5.2 cannot load an empty one);
+    no rows at all: no config (the build refuses to write such a dataset anyway)."""
+    from datasets.utils.metadata import MetadataConfigs
+
+    from ai4va_fg_dataset.dataset_card import card_body, card_data
+
+    counts = {"panel_reordering": {"train": 3, "validation": 1, "test": 0},
+              "dialog_reordering": {"train": 2, "validation": 0, "test": 0}}
+    files = {"panel_reordering": {"train": ["panel_reordering/train-00000-of-00001.parquet"],
+                                  "validation": ["panel_reordering/validation-00000-of-00001.parquet"]},
+             "dialog_reordering": {"train": ["dialog_reordering/train-00000-of-00001.parquet"]}}
+    data = card_data(counts, files, CardInfo())
+    configs = MetadataConfigs.from_dataset_card_data(data)
+    assert configs.get_default_config_name() == "default"
+    assert configs["default"]["data_files"] == [
+        {"split": "train", "path": ["dialog_reordering/train-00000-of-00001.parquet",  # TASKS order
+                                    "panel_reordering/train-00000-of-00001.parquet"]},
+        {"split": "validation", "path": ["panel_reordering/validation-00000-of-00001.parquet"]},
+    ]
+    body = card_body(counts, CardInfo())
+    assert "no task has `test` rows; the split is left out of the `default` config." in body
+    assert 'row = ds["validation"][0]' in body  # the example reads a split that exists
+    assert "configs" not in card_data({}, {}, CardInfo()).to_dict()
 
 
 def test_round_trip_load_dataset_in_fresh_python(built, tmp_path):
@@ -111,7 +150,20 @@ def test_round_trip_load_dataset_in_fresh_python(built, tmp_path):
         f = ds["train"].features
         rows = sorted(ds["train"], key=lambda r: r["id"])
         raw = pr["train"].cast_column("image", Image(decode=False))
+        everything = load_dataset({str(out)!r})  # no config name: the default config, all tasks
+        by_id = {{r["id"]: r for r in everything["train"]}}
+        drawn = by_id[rows[0]["id"]]["image"]
+        card = open({str(out / "README.md")!r}).read()
+        snippet = card.split("```python")[1].split("```")[0].replace("path/to/this/folder", {str(out)!r})
+        scope = {{}}
+        exec(snippet, scope)  # the card's own example
         print(json.dumps({{
+            "default_splits": {{k: v.num_rows for k, v in everything.items()}},
+            "default_tasks": {{k: sorted(set(v["task"])) for k, v in everything.items()}},
+            "default_image": [type(everything["train"].features["image"]).__name__, drawn.format,
+                              list(drawn.getpixel((3, 4))), by_id[rows[0]["id"]]["bboxes"]],
+            "snippet": [scope["row"]["task"], {{k: v.num_rows for k, v in scope["one"].items()}},
+                        {{k: v.num_rows for k, v in scope["same"].items()}}],
             "splits": {{k: v.num_rows for k, v in ds.items()}},
             "pr_splits": sorted(pr.keys()),
             "image_feature": type(f["image"]).__name__,
@@ -128,6 +180,14 @@ def test_round_trip_load_dataset_in_fresh_python(built, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
     assert got["splits"] == {"train": 8, "validation": 1, "test": 1}
+    # load_dataset(PATH): every task's rows, as many per split as the task configs together
+    assert got["default_splits"] == {"train": 8 + 8, "validation": 1 + 1, "test": 1 + 0}
+    assert got["default_tasks"] == {"train": ["depth_comparison", "panel_reordering"],
+                                    "validation": ["depth_comparison", "panel_reordering"],
+                                    "test": ["depth_comparison"]}
+    assert got["default_image"] == ["Image", "PNG", [1, 2, 3], [[1.5, 2.0, 30.25, 20.0], [40.0, 10.0, 79.0, 59.0]]]
+    assert got["snippet"] == ["depth_comparison", {"train": 8, "validation": 1, "test": 1},
+                              {"train": 8, "validation": 1, "test": 1}]
     assert got["pr_splits"] == ["train", "validation"]
     assert got["image_feature"] == "Image"
     assert got["bboxes_feature"] == "List(List(Value('float32'), length=4))"
@@ -170,12 +230,22 @@ def test_failed_write_keeps_previous_output(built, tmp_path):
 
 
 def test_successful_write_replaces_previous_output(tmp_path):
+    """A rebuild replaces the files the previous build wrote (listed in its manifest), old shards
+    included; a file someone else put in the folder makes it refuse and keeps that file."""
+    from ai4va_fg_dataset.export import MANIFEST, read_manifest
+
     out = tmp_path / "ds"
     write_dataset(_samples(), out, splits=SPLITS)
-    (out / "stale.txt").write_text("from the old build")
+    assert "panel_reordering/train-00000-of-00001.parquet" in read_manifest(out)["files"]
     counts = write_dataset(_samples()[:1], out, splits=SPLITS)
     assert sum(sum(c.values()) for c in counts.values()) == 1
-    assert not (out / "stale.txt").exists()
+    assert not (out / "panel_reordering").exists()  # the old build's own shards are gone
+    assert sorted(read_manifest(out)["files"]) == ["README.md", "depth_comparison/train-00000-of-00001.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    (out / "notes.txt").write_text("not the builder's")
+    with pytest.raises(FileExistsError, match=r"holds files the build did not write \(notes.txt\)"):
+        write_dataset(_samples(), out, splits=SPLITS)
+    assert (out / "notes.txt").read_text() == "not the builder's" and (out / MANIFEST).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
@@ -232,3 +302,30 @@ def test_decode_image_reads_every_cell_form(tmp_path):
         decode_image(3)
     with pytest.raises(OSError):
         decode_image(io.BytesIO(b"not an image").getvalue())
+
+
+def test_only_a_valid_manifest_listing_every_file_makes_a_previous_build(tmp_path):
+    """Forged, foreign-format or partial manifests do not make a folder replaceable."""
+    from ai4va_fg_dataset.export import MANIFEST, check_output_dir, foreign_entries, write_manifest
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "README.md").write_text("# AI4VA-FG")
+    (out / "task").mkdir()
+    (out / "task" / "train-00000-of-00001.parquet").write_bytes(b"PAR1")
+    manifest = write_manifest(out)
+    assert foreign_entries(out) == [] and check_output_dir(out) == out
+    assert set(manifest["files"]) == {"README.md", "task/train-00000-of-00001.parquet"}
+    good = (out / MANIFEST).read_text()
+    for forged in (good.replace('"ai4va-fg-build"', '"other-tool"'), good.replace('"version": 1', '"version": 99'),
+                   good.replace('"README.md"', '"../README.md"'), "{", "[" * 100_000 + "]" * 100_000, "[]"):
+        (out / MANIFEST).write_text(forged)
+        assert foreign_entries(out) is None
+        with pytest.raises(FileExistsError, match="is not a previous AI4VA-FG build"):
+            check_output_dir(out)
+    (out / MANIFEST).write_text(good)
+    (out / "link").symlink_to(tmp_path)  # a symlink is never the builder's, even to a listed name
+    assert foreign_entries(out) == ["link"]
+    (out / "link").unlink()
+    (out / "task" / "train-00000-of-00001.parquet").unlink()  # fewer files than listed: still a build
+    assert foreign_entries(out) == [] and check_output_dir(out) == out

@@ -127,3 +127,104 @@ def test_image_to_data_url_roundtrip():
     url = image_to_data_url(img)
     back = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     assert back.mode == "RGB" and back.getpixel((2, 1)) == (77, 77, 77)
+
+
+class SilentServer:
+    """An endpoint on 127.0.0.1 that reads each request and never answers (a hung VLM server)."""
+
+    def __init__(self):
+        self.requests = 0
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests += 1
+                outer.release.wait(60)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_timeout_and_retries_bound_a_server_that_never_answers():
+    import time
+
+    import openai
+
+    with SilentServer() as srv:
+        client = OpenAIClient("m", base_url=srv.base_url, timeout=0.5, max_retries=1)
+        t = time.perf_counter()
+        with pytest.raises(openai.APITimeoutError):
+            client.generate("x", [])
+        took = time.perf_counter() - t
+    assert srv.requests == 2 and took < 10  # two attempts of 0.5 s (+ back-off), not 4 x 60 s
+    for bad in ({"timeout": 0}, {"timeout": float("inf")}, {"max_retries": -1}, {"max_retries": 1.5}):
+        with pytest.raises(ValueError, match="timeout must be|max_retries must be"):
+            OpenAIClient("m", base_url="http://127.0.0.1:9/v1", **bad)
+
+
+def test_gemini_client_takes_timeout_and_retries(monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "g-secret")
+    client = make_client("gemini", timeout=2.5, max_retries=2)
+    assert client.http_options.timeout == 2500  # google-genai counts milliseconds
+    assert client.http_options.retry_options.attempts == 3  # the first try + 2 retries
+    assert make_client("gemini").http_options.timeout == 60_000
+
+
+def test_cli_pu_timeout_and_retries_bound_the_build(tmp_path, monkeypatch, capsys):
+    """`--pu-timeout 0.5 --pu-retries 0` against a VLM that never answers: the build ends in seconds
+    (it cost about 245 s per panel with no option to shorten it), each panel skipped and counted."""
+    import time
+
+    from ai4va_fg_dataset.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    images, anns = [], []
+    for i in range(2):
+        Image.new("RGB", (120, 160), (40 * i, 80, 120)).save(tmp_path / f"p{i}.png")
+        images.append({"id": i + 1, "file_name": f"p{i}.png", "width": 120, "height": 160})
+        for k, box in enumerate(([5, 5, 50, 70], [60, 5, 55, 70], [5, 85, 110, 70])):
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "bbox": box,
+                         "attributes": {"Order": k}})
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "panel"}]}))
+    out = tmp_path / "out"
+    with SilentServer() as srv:
+        t = time.perf_counter()
+        code = main(["build", "--source", "coco", "--path", str(ann), "--out", str(out), "--no-contact-sheet",
+                     "--tasks", "panel_understanding,panel_reordering", "--pu-provider", "openai", "--pu-model", "m",
+                     "--pu-base-url", srv.base_url, "--pu-timeout", "0.5", "--pu-retries", "0"])
+        took = time.perf_counter() - t
+    assert code == 0 and took < 60 and srv.requests == 6  # 6 panels, one attempt each
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["skipped"]["panel_understanding"]["panel: VLM call failed (APITimeoutError)"] == 6
+    for argv, message in [(["--pu-provider", "openai", "--pu-timeout", "0"], "must be a positive number of seconds"),
+                          (["--pu-provider", "openai", "--pu-retries", "-1"], "must be >= 0"),
+                          (["--pu-timeout", "5"], None)]:
+        full = ["build", "--source", "coco", "--path", str(ann), "--out", str(tmp_path / "o2"), *argv]
+        if message:
+            with pytest.raises(SystemExit):
+                main(full)
+            assert message in capsys.readouterr().err
+        else:
+            assert main(full) == 2
+            assert "need --pu-provider" in capsys.readouterr().err

@@ -16,14 +16,13 @@ under a folder (``--source auto``).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from ..errors import BadRecordLog
 from ..page import Page
 from .acbf import AcbfAdapter
-from .base import Adapter, content_capabilities
+from .base import Adapter, content_capabilities, load_json
 from .coco import (
     AI4VA_MAPPING,
     AI4VAAdapter,
@@ -87,18 +86,23 @@ def load_source(name: str, path: str | Path, *, log: BadRecordLog, **options) ->
 
 
 def _json_kind(path: Path) -> str | None:
-    """``"openmantra"``, ``"synthetic"``, ``"ai4va"``, ``"coco"`` or ``None`` for a JSON file (unparseable -> None)."""
+    """``"openmantra"``, ``"synthetic"``, ``"ai4va"``, ``"coco"`` or ``None`` for a JSON file
+    (unreadable, invalid, too deeply nested or of another shape -> ``None``, logged at INFO: an
+    unrelated JSON file in a data folder is ignored, never a crash)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        logger.debug("detect_sources: %s is not readable JSON (%s)", path, exc)
+        data = load_json(path)
+    except ValueError as exc:
+        logger.info("detect_sources: ignoring %s: %s", path, exc)
         return None
-    if is_openmantra(data):
-        return "openmantra"
-    if is_coco(data):
-        if looks_synthetic(data):
-            return "synthetic"
-        return "ai4va" if looks_like_ai4va(data) else "coco"
+    try:
+        if is_openmantra(data):
+            return "openmantra"
+        if is_coco(data):
+            if looks_synthetic(data):
+                return "synthetic"
+            return "ai4va" if looks_like_ai4va(data) else "coco"
+    except RecursionError:  # str() of a value nested almost to the parser's limit
+        logger.info("detect_sources: ignoring %s: values nested too deeply", path)
     return None
 
 

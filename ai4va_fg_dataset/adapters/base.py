@@ -13,11 +13,13 @@ and continues. Nothing is dropped silently.
 
 from __future__ import annotations
 
+import json
 import re
+import reprlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
 from ..geometry import BBox, GeometryError, Polygon, check_inside, polygon_bbox
@@ -121,21 +123,63 @@ def content_capabilities(pages: Sequence[Page]) -> dict[str, str | None]:
     return {t: out[t] for t in TASKS}
 
 
+def load_json(path: str | Path) -> Any:
+    """Parse the JSON file ``path``.
+
+    Raises:
+        ValueError: with a one-line reason naming no file (the caller adds it): the file cannot be
+            read (``OSError``), is not UTF-8, is not valid JSON, or nests arrays/objects deeper than
+            Python's recursion limit (about 1000 levels; ``json`` would raise ``RecursionError``).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read the file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("invalid JSON: arrays/objects nested too deeply to parse (over ~1000 levels)") from None
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters and 3 levels of nesting (safe for deeply
+    nested or huge JSON values in error messages)."""
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother, r.maxlist, r.maxdict = 3, limit, limit, 6, 6
+    text = r.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def image_size(image_path: Path, *, log: BadRecordLog, record: str) -> tuple[int, int] | None:
     """``(width, height)`` of an image in pixels, read lazily from its header with PIL.
 
-    Returns ``None`` after ``log.report`` when the image is missing or unreadable (the caller skips
-    the page). The :class:`AnnotationError` names the image file and ``record``.
+    Returns ``None`` after ``log.report`` when the image is missing, unreadable, or so large that
+    PIL refuses it as a decompression bomb (over twice ``PIL.Image.MAX_IMAGE_PIXELS``) (the caller
+    skips the page). The :class:`AnnotationError` names the image file and ``record``. The pixel
+    limit of the build itself (``--max-page-pixels``) is checked by
+    :func:`ai4va_fg_dataset.build.load_pages`; whether the whole image decodes is checked by the
+    build before a task uses the page.
     """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     if not image_path.is_file():
         log.report(AnnotationError(str(image_path), record, "image file not found"))
         return None
     try:
-        with Image.open(image_path) as im:
-            w, h = im.size
-    except (OSError, UnidentifiedImageError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the build's own limit decides
+            with Image.open(image_path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as exc:
+        log.report(AnnotationError(str(image_path), record, f"image too large: {exc} (see --max-page-pixels)"))
+        return None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, EOFError) as exc:
         log.report(AnnotationError(str(image_path), record, f"unreadable image: {exc}"))
         return None
     return int(w), int(h)

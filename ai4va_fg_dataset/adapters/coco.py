@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from ..errors import AnnotationError, BadRecordLog
 from ..geometry import GeometryError, Polygon, polygon_area, polygon_bbox, polygon_from_flat, xywh_to_xyxy
 from ..page import Balloon, Entity, Page, Panel, containing_panel
-from .base import Adapter, check_unique_ids, checked_box, image_size, slug
+from .base import Adapter, check_unique_ids, checked_box, image_size, load_json, short_repr, slug
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +95,21 @@ class CocoMapping:
     language: str | None = field(default=None, metadata={"help": "language code of balloon texts"})
 
     def __post_init__(self):
+        for name in ("panel", "character", "object", "balloon", "ignore_categories", "identity", "depth", "pose",
+                     "text", "order"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)) \
+                    or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"CocoMapping field {name!r} must be a list of strings "
+                                 f"(e.g. [\"{name}\"]), got {short_repr(value)}")
         for name in ("panel", "character", "object", "balloon", "ignore_categories"):
             setattr(self, name, {_norm(c) for c in getattr(self, name)})
+        for name in ("identity", "depth", "pose", "text", "order"):
+            setattr(self, name, list(getattr(self, name)))
         if self.reading_direction not in ("ltr", "rtl"):
-            raise ValueError(f"reading_direction must be 'ltr' or 'rtl', got {self.reading_direction!r}")
+            raise ValueError(f"reading_direction must be 'ltr' or 'rtl', got {short_repr(self.reading_direction)}")
+        if self.language is not None and not isinstance(self.language, str):
+            raise ValueError(f"language must be a language code string or null, got {short_repr(self.language)}")
 
     def kind(self, category_name: str) -> str | None:
         """``"panel"``, ``"character"``, ``"object"``, ``"balloon"``, ``"ignore"`` or ``None`` (unknown)."""
@@ -113,8 +124,12 @@ class CocoMapping:
         """Build a mapping from a dict of field values (e.g. a JSON file given on the command line).
 
         Raises:
-            ValueError: an unknown field name.
+            ValueError: ``data`` is not a dict, an unknown field name, or a value of the wrong type
+                (category and attribute-key fields take lists of strings).
         """
+        if not isinstance(data, dict):
+            # ValueError like every other bad --coco-mapping content (CLI exit 2)
+            raise ValueError(f"a CocoMapping must be a JSON object of fields, got {short_repr(data)}")  # noqa: TRY004
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -123,8 +138,13 @@ class CocoMapping:
 
     @classmethod
     def from_file(cls, path: str | Path) -> CocoMapping:
-        """:meth:`from_dict` of a JSON file."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """:meth:`from_dict` of a JSON file.
+
+        Raises:
+            ValueError: the file is unreadable or not JSON (:func:`~.base.load_json`), or see
+                :meth:`from_dict`.
+        """
+        return cls.from_dict(load_json(path))
 
 
 AI4VA_MAPPING = CocoMapping()
@@ -143,8 +163,11 @@ def is_coco(data: object) -> bool:
 def looks_like_ai4va(data: dict) -> bool:
     """Whether a COCO dict uses the AI4VA schema: an ``Intradepth``/``Interdepth`` attribute on some
     annotation, or "AI4VA" in its ``info``."""
-    if "ai4va" in json.dumps(data.get("info", {})).lower():
-        return True
+    try:
+        if "ai4va" in json.dumps(data.get("info", {})).lower():
+            return True
+    except (TypeError, ValueError, RecursionError):  # an odd info block: not a reason to crash detection
+        pass
     for ann in data.get("annotations", []):
         attrs = ann.get("attributes") if isinstance(ann, dict) else None
         if isinstance(attrs, dict) and any(str(k).lower() in AI4VA_DEPTH_ATTRIBUTES for k in attrs):
@@ -215,20 +238,20 @@ class CocoAdapter(Adapter):
         """
         file = Path(path)
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            log.report(AnnotationError(str(file), "file", f"invalid JSON: {exc}"))
+            data = load_json(file)
+        except ValueError as exc:
+            log.report(AnnotationError(str(file), "file", str(exc)))
             return []
         if not is_coco(data):
             log.report(AnnotationError(str(file), "file", "not a COCO dict with images/annotations/categories lists"))
             return []
 
-        cats = _records_by_id(data["categories"], "category", "name", lambda c: "name" in c, file, log)
-        images = _records_by_id(data["images"], "image", "file_name", lambda img: bool(img.get("file_name")), file, log)
+        cats = _records_by_id(data["categories"], "category", "name", file, log)
+        images = _records_by_id(data["images"], "image", "file_name", file, log)
         anns = self._annotations(data["annotations"], images, cats, file, log)
         coco = _index({"images": list(images.values()), "annotations": anns, "categories": list(cats.values())})
 
-        licenses = {lic.get("id"): lic.get("name", "") for lic in data.get("licenses") or [] if isinstance(lic, dict)}
+        licenses = self._licenses(data.get("licenses"), file, log)
         info = data.get("info") if isinstance(data.get("info"), dict) else {}
         attribution = self.attribution or str(info.get("contributor") or info.get("description") or "")
 
@@ -239,6 +262,24 @@ class CocoAdapter(Adapter):
                 pages.append(page)
         return check_unique_ids(pages, file=file, log=log)
 
+    @staticmethod
+    def _licenses(raw: Any, file: Path, log: BadRecordLog) -> dict[Any, str]:
+        """``{licence id: name}`` of the optional ``licenses`` list; a malformed entry (not a dict,
+        an id that is not an integer or string, a name that is not a string) is a bad record."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, list):
+            log.report(AnnotationError(str(file), "licenses", f"must be a list, got {short_repr(raw)}"))
+            return {}
+        out = {}
+        for k, lic in enumerate(raw):
+            if not isinstance(lic, dict) or not _is_id(lic.get("id")) or not isinstance(lic.get("name", ""), str):
+                log.report(AnnotationError(str(file), f"license #{k}",
+                                           f"needs an integer or string 'id' and a string 'name', got {short_repr(lic)}"))
+                continue
+            out[lic["id"]] = lic.get("name", "")
+        return out
+
     def _annotations(self, raw: list, images: dict, cats: dict, file: Path, log: BadRecordLog) -> list[dict]:
         """Annotations that pycocotools can index and that have a known category and image."""
         out, seen = [], set()
@@ -247,6 +288,12 @@ class CocoAdapter(Adapter):
                 log.report(
                     AnnotationError(str(file), f"annotation #{k}", "needs 'id', 'image_id' and 'category_id'")
                 )
+                continue
+            wrong = [key for key in ("id", "image_id", "category_id") if not _is_id(ann[key])]
+            if wrong:
+                log.report(AnnotationError(
+                    str(file), f"annotation #{k}",
+                    "; ".join(f"'{key}' must be an integer or a string, got {short_repr(ann[key])}" for key in wrong)))
                 continue
             record = f"annotation id={ann['id']}"
             if ann["id"] in seen:
@@ -358,7 +405,7 @@ class CocoAdapter(Adapter):
             reading_direction=self.mapping.reading_direction,  # type: ignore[arg-type]
             book=book,
             language=self.mapping.language,
-            license=self.license or str(licenses.get(img.get("license"), "") or ""),
+            license=self.license or str(licenses.get(img.get("license"), "") if _is_id(img.get("license")) else ""),
             attribution=attribution,
         )
 
@@ -370,6 +417,9 @@ class CocoAdapter(Adapter):
         try:
             if isinstance(seg, list) and seg:
                 flats = seg if isinstance(seg[0], (list, tuple)) else [seg]
+                if not all(_numbers(f) for f in flats):
+                    raise GeometryError(f"segmentation must be lists of numbers [x0, y0, x1, y1, ...], "
+                                        f"got {short_repr(seg)}")
                 polys = [polygon_from_flat(f, where="segmentation") for f in flats]
                 poly = max(polys, key=polygon_area)
             elif seg not in (None, [], {}) and not isinstance(seg, dict):
@@ -379,6 +429,10 @@ class CocoAdapter(Adapter):
             return None
 
         if ann.get("bbox") is not None:
+            if not _numbers(ann["bbox"]):
+                log.report(AnnotationError(str(file), record,
+                                           f"bbox must be a list of 4 numbers [x, y, w, h], got {short_repr(ann['bbox'])}"))
+                return None
             box_fn = lambda: xywh_to_xyxy(ann["bbox"], where="bbox")
         elif poly is not None:
             box_fn = lambda: polygon_bbox(poly, where="segmentation")
@@ -414,17 +468,35 @@ def looks_synthetic(data: dict) -> bool:
     return isinstance(info, dict) and str(info.get("description", "")).startswith("SYNTHETIC")
 
 
-def _records_by_id(raw: list, what: str, key: str, has_key, file: Path, log: BadRecordLog) -> dict[Any, dict]:
+def _is_id(value: Any) -> bool:
+    """Whether ``value`` can be a COCO id: an integer or a string (not a bool, float, list...)."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _numbers(values: Any) -> bool:
+    """Whether ``values`` is a list/tuple of real numbers (int or float, not bool or str): a string
+    such as ``"1234"`` must never be read as the box ``(1, 2, 3, 4)``."""
+    return isinstance(values, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def _records_by_id(raw: list, what: str, key: str, file: Path, log: BadRecordLog) -> dict[Any, dict]:
     """The records of a COCO list (``categories``, ``images``) by ``id``.
 
-    ``has_key(record)`` says whether the record has its required ``key`` (``name``, ``file_name``).
-    A non-dict record, one without ``id`` or ``key`` (``"<what> #k"``) and a repeated id
-    (``"<what> id=N"``) are reported through ``log`` and skipped.
+    Every record needs an ``id`` (integer or string) and a non-empty string ``key`` (``name``,
+    ``file_name``). A non-dict record, a missing or mistyped ``id`` or ``key`` (``"<what> #k"``)
+    and a repeated id (``"<what> id=N"``) are reported through ``log`` and skipped.
     """
     out: dict[Any, dict] = {}
     for k, rec in enumerate(raw):
-        if not isinstance(rec, dict) or "id" not in rec or not has_key(rec):
-            log.report(AnnotationError(str(file), f"{what} #{k}", f"needs 'id' and '{key}': {rec!r}"))
+        if not isinstance(rec, dict) or "id" not in rec or not rec.get(key):
+            log.report(AnnotationError(str(file), f"{what} #{k}", f"needs 'id' and '{key}': {short_repr(rec)}"))
+            continue
+        if not _is_id(rec["id"]) or not isinstance(rec[key], str):
+            log.report(AnnotationError(
+                str(file), f"{what} #{k}",
+                f"'id' must be an integer or a string and '{key}' a string, got id {short_repr(rec['id'])} "
+                f"and {key} {short_repr(rec[key])}"))
             continue
         if rec["id"] in out:
             log.report(AnnotationError(str(file), f"{what} id={rec['id']}", f"duplicated {what} id"))

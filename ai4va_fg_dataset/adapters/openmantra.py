@@ -15,14 +15,13 @@ No character annotations, so the character tasks cannot be fed.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
 from ..geometry import xywh_to_xyxy
 from ..page import Balloon, Page, Panel, containing_panel
-from .base import Adapter, check_unique_ids, checked_box, image_size, slug
+from .base import Adapter, check_unique_ids, checked_box, image_size, load_json, short_repr, slug
 
 LICENSE = "CC BY-NC 4.0"
 ATTRIBUTION = "OpenMantra (Hinami et al., AAAI 2021)"
@@ -79,16 +78,16 @@ class OpenMantraAdapter(Adapter):
         path = Path(path)
         file = path / "annotation.json" if path.is_dir() else path
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            log.report(AnnotationError(str(file), "file", f"invalid JSON: {exc}"))
+            data = load_json(file)
+        except ValueError as exc:
+            log.report(AnnotationError(str(file), "file", str(exc)))
             return []
         if not is_openmantra(data):
             log.report(AnnotationError(str(file), "file", "not an OpenMantra list of {book_title, pages}"))
             return []
         pages: list[Page] = []
         for book in data:
-            title = str(book["book_title"])
+            title = book["book_title"] if isinstance(book["book_title"], str) else short_repr(book["book_title"])
             if not isinstance(book["pages"], list):
                 log.report(AnnotationError(str(file), f"book {title}", "'pages' is not a list"))
                 continue
@@ -99,12 +98,15 @@ class OpenMantraAdapter(Adapter):
         return check_unique_ids(pages, file=file, log=log)
 
     def _page(self, raw: dict, n: int, title: str, file: Path, log: BadRecordLog) -> Page | None:
-        record = f"{title} page {raw.get('page_index', n) if isinstance(raw, dict) else n}"
+        index = raw.get("page_index", n) if isinstance(raw, dict) else n
+        record = f"{title} page {index if isinstance(index, (int, str)) else short_repr(index)}"
         try:
             rel = raw["image_paths"]["ja"]
             frames, texts = raw.get("frame", []), raw.get("text", [])
             if not isinstance(frames, list) or not isinstance(texts, list):
                 raise TypeError("'frame' and 'text' must be lists")
+            if not isinstance(rel, str) or not rel:
+                raise TypeError(f"image_paths.ja must be a file name, got {short_repr(rel)}")
         except (KeyError, TypeError, AttributeError) as exc:
             log.report(AnnotationError(str(file), record, f"malformed page record: {exc!r}"))
             return None
