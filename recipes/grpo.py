@@ -4,6 +4,9 @@ Paper run (Qwen2.5-VL-7B, 8 GPUs, vLLM colocate)::
 
     accelerate launch --config_file recipes/accelerate/zero2.yaml recipes/grpo.py \\
         --config recipes/configs/grpo_qwen2_5_vl_7b.yaml --dataset_path build/ai4va_fg
+
+LoRA: append ``--use_peft --lora_r 64 --lora_alpha 128`` (adapters on the language model's attention and MLP
+projections only, vision tower frozen: ``trl_rarl.recipe_setup.LANGUAGE_LORA_TARGET_MODULES``).
 """
 
 from __future__ import annotations
@@ -35,8 +38,18 @@ class GRPOScriptArguments(DatasetArguments):
     prompt_mode: str = field(default="think", metadata={"help": "Prompt mode: 'direct' or 'think'."})
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse arguments and train vanilla GRPO."""
+def main(argv: list[str] | None = None):
+    """Parse arguments, train vanilla GRPO and save the model to ``output_dir``.
+
+    Args:
+        argv: command-line arguments (``None``: ``sys.argv[1:]``).
+
+    Returns:
+        The ``trl.GRPOTrainer`` after training.
+
+    Raises:
+        ValueError: ``prompt_mode`` other than ``direct`` / ``think``.
+    """
     from transformers import AutoProcessor
 
     script_args, training_args, model_args = parse_recipe_args((GRPOScriptArguments, GRPOConfig, ModelConfig), argv)
@@ -59,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
+    return trainer
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ CPU smoke run with the tiny model::
 
     accelerate launch --config_file recipes/accelerate/cpu.yaml recipes/rarl.py \\
         --config recipes/configs/rarl_tiny_cpu.yaml --dataset_path DIR --model_name_or_path build/tiny-qwen2.5-vl
+
+LoRA: append ``--use_peft --lora_r 64 --lora_alpha 128`` (adapters on the language model's attention and MLP
+projections only, vision tower frozen: ``trl_rarl.recipe_setup.LANGUAGE_LORA_TARGET_MODULES``).
 """
 
 from __future__ import annotations
@@ -50,8 +53,15 @@ def make_judge(args: RARLConfig):
     return make_llm_judge(make_client(args.judge_provider, args.judge_model, args.judge_base_url))
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse ``--config``/CLI arguments, build the dataset and train (resumes with ``--resume_from_checkpoint``)."""
+def main(argv: list[str] | None = None):
+    """Parse ``--config``/CLI arguments, build the dataset, train (resumes with ``--resume_from_checkpoint``) and save.
+
+    Args:
+        argv: command-line arguments (``None``: ``sys.argv[1:]``).
+
+    Returns:
+        The :class:`~trl_rarl.trainer.RARLTrainer` after training (its model saved to ``output_dir``).
+    """
     from transformers import AutoProcessor
 
     from trl_rarl.trainer import RARLTrainer
@@ -82,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     logger.info("saved to %s", training_args.output_dir)
+    return trainer
 
 
 if __name__ == "__main__":

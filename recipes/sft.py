@@ -8,6 +8,9 @@ Paper run (Qwen2.5-VL-7B, 4 GPUs: lr 1e-5, 3 epochs, batch 16, cosine, warmup 0.
 
     accelerate launch --config_file recipes/accelerate/zero2.yaml --num_processes 4 recipes/sft.py \\
         --config recipes/configs/sft_s_qwen2_5_vl_7b.yaml --dataset_path build/ai4va_fg
+
+LoRA: append ``--use_peft --lora_r 64 --lora_alpha 128`` (adapters on the language model's attention and MLP
+projections only, vision tower frozen: ``trl_rarl.recipe_setup.LANGUAGE_LORA_TARGET_MODULES``).
 """
 
 from __future__ import annotations
@@ -39,8 +42,15 @@ class SFTScriptArguments(DatasetArguments):
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse arguments and run SFT-S or SFT-R."""
+def main(argv: list[str] | None = None):
+    """Parse arguments, run SFT-S or SFT-R and save the model to ``output_dir``.
+
+    Args:
+        argv: command-line arguments (``None``: ``sys.argv[1:]``).
+
+    Returns:
+        The ``trl.SFTTrainer`` after training.
+    """
     from transformers import AutoProcessor
 
     script_args, training_args, model_args = parse_recipe_args((SFTScriptArguments, SFTConfig, ModelConfig), argv)
@@ -58,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
+    return trainer
 
 
 if __name__ == "__main__":

@@ -1,21 +1,19 @@
-"""The training recipes run end to end on CPU with the tiny model: RARL via ``accelerate launch``, vanilla
-GRPO, SFT-S and SFT-R for 1-2 steps, and SFT-R distillation with a fake teacher."""
+"""Recipe pieces: SFT-R distillation with a fake teacher, and the shared recipe set-up (model kwargs, row cap).
+
+The recipes themselves (RARL, vanilla GRPO, SFT-S, SFT-R) train from every shipped config, under every accelerate
+config and with LoRA in ``tests/test_recipe_configs_train.py``."""
 
 import importlib.util
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_rarl_trainer import dataset_dir, make_samples, tiny_model  # noqa: F401  (session fixtures)
+from test_rarl_trainer import dataset_dir, make_samples  # noqa: F401  (session fixture)
 
 
 def _recipe(name):
@@ -24,67 +22,6 @@ def _recipe(name):
     sys.modules[spec.name] = mod  # dataclasses resolve string annotations through sys.modules
     spec.loader.exec_module(mod)
     return mod
-
-
-def _yaml(path, text):
-    path.write_text(text)
-    return str(path)
-
-
-COMMON = """
-max_steps: 1
-per_device_train_batch_size: 2
-use_cpu: true
-bf16: false
-report_to: none
-save_strategy: "no"
-logging_steps: 1
-"""
-
-
-def test_rarl_recipe_under_accelerate_launch(tiny_model, dataset_dir, tmp_path):  # noqa: F811  (session fixtures)
-    out = tmp_path / "rarl"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "recipes/accelerate/cpu.yaml"),
-           str(REPO / "recipes/rarl.py"), "--config", str(REPO / "recipes/configs/rarl_tiny_cpu.yaml"),
-           "--dataset_path", dataset_dir, "--model_name_or_path", tiny_model, "--output_dir", str(out)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1", "PYTHONPATH": str(REPO)}
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert (out / "model.safetensors").is_file() and (out / "chat_template.jinja").is_file()
-    logs = res.stdout + res.stderr
-    # two logged steps, one per curriculum stage of rarl_tiny_cpu.yaml, with the zoom metrics
-    assert "'schedule/stage': '0'" in logs and "'schedule/stage': '1'" in logs
-    assert logs.count("'zoom/calls_per_sample'") == 2
-
-
-def test_grpo_recipe_one_step(tiny_model, dataset_dir, tmp_path):  # noqa: F811  (session fixtures)
-    cfg = _yaml(tmp_path / "grpo.yaml", COMMON + """
-num_generations: 2
-max_completion_length: 16
-generation_kwargs: {suppress_tokens: [5, 6]}
-train_tasks: [action_recognition, character_counting]
-prompt_mode: think
-""")
-    out = tmp_path / "grpo"
-    _recipe("grpo").main(["--config", cfg, "--dataset_path", dataset_dir, "--model_name_or_path", tiny_model,
-                          "--output_dir", str(out)])
-    assert (out / "model.safetensors").is_file()
-
-
-@pytest.mark.parametrize("variant", ["sft_s", "sft_r"])
-def test_sft_recipes_one_step(tiny_model, dataset_dir, tmp_path, variant):  # noqa: F811  (session fixtures)
-    extra = []
-    if variant == "sft_r":
-        traj = tmp_path / "traj.jsonl"
-        traj.write_text("".join(json.dumps({"id": f"action_recognition/p{i}/0", "task": "action_recognition",
-                                            "trajectory": "<think>the marked one sits</think><answer>B</answer>"}) + "\n"
-                                for i in range(4)))
-        extra = ["--trajectories", str(traj)]
-    cfg = _yaml(tmp_path / "sft.yaml", COMMON + f"variant: {variant}\ntrain_tasks: [action_recognition, depth_comparison]\n")
-    out = tmp_path / variant
-    _recipe("sft").main(["--config", cfg, "--dataset_path", dataset_dir, "--model_name_or_path", tiny_model,
-                         "--output_dir", str(out), *extra])
-    assert (out / "model.safetensors").is_file()
 
 
 def test_distill_keeps_only_correct_well_formed_trajectories(tmp_path):

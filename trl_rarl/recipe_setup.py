@@ -3,8 +3,10 @@
 Each recipe (method.md section 4: vanilla GRPO, SFT-S/SFT-R and RARL) parses the same three kinds of
 arguments, ``(its script arguments, a TRL training config, trl.ModelConfig)``, from ``--config`` YAML and
 the command line, logs at INFO, and hands the model's ``dtype`` / ``attn_implementation`` to
-``from_pretrained`` through ``training_args.model_init_kwargs``. :func:`parse_recipe_args` does all of
-that; every recipe's script arguments extend :class:`DatasetArguments`, and the rows come from
+``from_pretrained`` through ``training_args.model_init_kwargs``, and gives ``--use_peft`` LoRA its default
+targets on Qwen2.5-VL (:data:`LANGUAGE_LORA_TARGET_MODULES`: the language model's linear layers, the vision
+tower frozen; PEFT has no default for ``qwen2_5_vl``). :func:`parse_recipe_args` does all of that; every
+recipe's script arguments extend :class:`DatasetArguments`, and the rows come from
 :func:`trl_rarl.data.load_tasks` (with ``max_rows=max_train_samples`` for smoke runs).
 """
 
@@ -20,6 +22,16 @@ from ai4va_fg_dataset.schema import TASKS
 CLOSED_TASKS: tuple[str, ...] = tuple(t for t in TASKS if t != "panel_understanding")
 """The closed-ended tasks (every task but ``panel_understanding``): the default training set of vanilla GRPO
 and SFT (method.md section 4)."""
+
+
+LANGUAGE_LORA_TARGET_MODULES = (
+    r"^(?!.*\bvisual\b).*\blayers\.\d+\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(gate_proj|up_proj|down_proj))$"
+)
+"""Default LoRA targets of the recipes, a PEFT ``target_modules`` regex (matched in full against module names):
+the attention (``q/k/v/o_proj``) and MLP (``gate/up/down_proj``) linears of every decoder layer of the language
+model (``model.language_model.layers.N.*`` in transformers 5, ``model.layers.N.*`` before), and nothing under
+``visual``: the Qwen2.5-VL vision blocks' MLPs also have ``gate/up/down_proj``, which a plain list of these names
+would adapt too."""
 
 
 @dataclass
@@ -44,6 +56,23 @@ def model_init_kwargs(model_args) -> dict:
     return kwargs
 
 
+def apply_lora_defaults(model_args) -> None:
+    """Give ``--use_peft`` LoRA the language-model-only targets when the user named none.
+
+    PEFT has no default ``target_modules`` for model type ``qwen2_5_vl`` (``--use_peft`` alone fails with
+    ``ValueError: Please specify target_modules``). With ``model_args.use_peft`` set and
+    ``model_args.lora_target_modules`` unset (``None`` or empty), sets it to :data:`LANGUAGE_LORA_TARGET_MODULES`,
+    so ``trl.get_peft_config(model_args)`` adapts the decoder layers' attention and MLP projections and PEFT
+    freezes everything else, the vision tower included. A user's ``--lora_target_modules`` (names, a regex, or
+    ``all-linear``, which adapts the vision tower too) is kept as given; without ``--use_peft`` nothing changes.
+
+    Args:
+        model_args: a ``trl.ModelConfig``, modified in place.
+    """
+    if model_args.use_peft and not model_args.lora_target_modules:
+        model_args.lora_target_modules = LANGUAGE_LORA_TARGET_MODULES
+
+
 def parse_recipe_args(arg_classes: Sequence[type], argv: list[str] | None = None) -> tuple[Any, Any, Any]:
     """Parse a recipe's ``(script arguments, training config, ModelConfig)`` and prepare them for training.
 
@@ -52,9 +81,10 @@ def parse_recipe_args(arg_classes: Sequence[type], argv: list[str] | None = None
         argv: command-line arguments (``None``: ``sys.argv[1:]``); ``--config FILE`` reads a YAML file.
 
     Returns:
-        ``(script_args, training_args, model_args)``. Logging is set to INFO, and
+        ``(script_args, training_args, model_args)``. Logging is set to INFO,
         ``training_args.model_init_kwargs`` gains :func:`model_init_kwargs` of ``model_args`` (keys already
-        in ``training_args.model_init_kwargs`` win).
+        in ``training_args.model_init_kwargs`` win), and :func:`apply_lora_defaults` sets the LoRA targets of a
+        ``--use_peft`` run that names none.
 
     Raises:
         SystemExit: unknown or invalid arguments (``TrlParser``/``argparse``).
@@ -64,4 +94,5 @@ def parse_recipe_args(arg_classes: Sequence[type], argv: list[str] | None = None
     script_args, training_args, model_args = TrlParser(tuple(arg_classes)).parse_args_and_config(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     training_args.model_init_kwargs = {**model_init_kwargs(model_args), **(training_args.model_init_kwargs or {})}
+    apply_lora_defaults(model_args)
     return script_args, training_args, model_args

@@ -8,12 +8,17 @@ and masks tool tokens from the loss. This class only:
 * switches the reward weights at the end of the warm start (``_generate_and_score_completions``);
 * samples by curriculum stage (``_get_train_sampler``);
 * drops the zoom calls whose results TRL rolled back before scoring, and logs zoom metrics every step
-  (``_calculate_rewards``), plus ``schedule/phase`` and ``schedule/stage``.
+  (``_calculate_rewards``), plus ``schedule/phase`` and ``schedule/stage``;
+* under DeepSpeed ZeRO-3 without vLLM, gathers the sharded weights once for a whole multi-turn rollout
+  (``_generate``), so ranks whose rollouts take different numbers of tool turns do not issue mismatched
+  collectives (TRL gathers per turn: a rank with more turns waits in an all-gather its peers never join).
 """
 
 from __future__ import annotations
 
+import functools
 import textwrap
+from contextlib import contextmanager
 
 import torch
 from trl import GRPOTrainer
@@ -46,7 +51,9 @@ class RARLTrainer(GRPOTrainer):
         **kwargs: passed to ``GRPOTrainer`` (``eval_dataset``, ``callbacks``, ``peft_config``, ...).
 
     Raises:
-        ValueError: a curriculum whose tasks have no rows, or a dataset without ``task`` under a curriculum.
+        ValueError: a curriculum whose tasks have no rows, or a dataset without ``task`` under a curriculum;
+            DeepSpeed ZeRO-3 with transformers generation (no vLLM) and ``ds3_gather_for_generation=False``
+            (per-layer gathering cannot follow rollouts whose number of turns differs between ranks).
     """
 
     _tag_names = ["trl", "grpo", "rarl", "ai4va-fg"]  # noqa: RUF012  (as in TRL trainers)
@@ -106,6 +113,16 @@ class RARLTrainer(GRPOTrainer):
         self._warm_reward_weights = self.reward_weights * torch.tensor(
             [float(name in WARM_START_REWARDS) for name in self.reward_func_names]
         )
+        # ZeRO-3 + transformers generation: TRL gathers the sharded weights (a collective) on every turn, and
+        # generate() syncs every decoding step across ranks; rollouts end after different numbers of turns on
+        # different ranks, so both are replaced by one gather per rollout batch (_generate).
+        self._gather_once_for_rollouts = bool(self.tools) and self._dist.is_zero3 and not self.use_vllm
+        if self._gather_once_for_rollouts and not self.args.ds3_gather_for_generation:
+            raise ValueError(
+                "RARL under DeepSpeed ZeRO-3 without vLLM needs ds3_gather_for_generation=True: with per-layer "
+                "gathering, ranks whose rollouts take different numbers of tool turns issue different numbers "
+                "of collectives and hang. Set ds3_gather_for_generation=True, use vLLM, or use ZeRO-2."
+            )
 
     # --- curriculum ---------------------------------------------------------------------------
     def _get_train_sampler(self, dataset=None):
@@ -125,6 +142,38 @@ class RARLTrainer(GRPOTrainer):
             total_steps=args.max_steps,
             seed=args.seed,
         )
+
+    # --- ZeRO-3 multi-turn rollouts -------------------------------------------------------------
+    def _generate(self, prompts):
+        if not self._gather_once_for_rollouts:
+            return super()._generate(prompts)
+        with self._weights_gathered_for_rollouts():
+            return super()._generate(prompts)
+
+    @contextmanager
+    def _weights_gathered_for_rollouts(self):
+        """Hold the full ZeRO-3 weights for a whole batch of multi-turn rollouts (every rank enters once per batch).
+
+        Inside, the per-turn gather of TRL's ``_generate_single_turn`` is switched off
+        (``ds3_gather_for_generation``) and ``generate()`` runs unsynchronised (``synced_gpus=False``): with the
+        weights local, no collective depends on how many turns or tokens a rank's rollouts take. Restores
+        both, and DeepSpeed's parameter hooks, on exit.
+        """
+        import deepspeed
+        from trl.models.utils import add_hooks, remove_hooks
+
+        model = self.model_wrapped
+        unwrapped = self.accelerator.unwrap_model(model)
+        with deepspeed.zero.GatheredParameters(model.parameters()):
+            remove_hooks(model)
+            self.args.ds3_gather_for_generation = False
+            unwrapped.generate = functools.partial(unwrapped.generate, synced_gpus=False)
+            try:
+                yield
+            finally:
+                del unwrapped.generate
+                self.args.ds3_gather_for_generation = True
+                add_hooks(model)
 
     # --- warm start ---------------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs):
