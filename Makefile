@@ -65,9 +65,8 @@ tiny-model: install
 ## paper-style table and bar chart (scores of a random tiny model: a smoke run, not a result).
 EVAL_OUT ?= build/eval/tiny
 eval-demo: demo tiny-model
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/lmms-eval --model qwen2_5_vl \
-	  --model_args pretrained=$(TINY),device=cpu,device_map=cpu,min_pixels=3136,max_pixels=12544 \
-	  --include_path "$$($(PY) -m lmms_eval_tasks.path --dataset $(abspath $(OUT)) --out build/eval/tasks)" \
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/ai4va-fg eval --dataset $(abspath $(OUT)) --overlay build/eval/tasks \
+	  --model qwen2_5_vl --model_args pretrained=$(TINY),device=cpu,device_map=cpu,min_pixels=3136,max_pixels=12544 \
 	  --tasks ai4va_fg --limit 4 --gen_kwargs max_new_tokens=16 --output_path $(EVAL_OUT) --log_samples
 	$(VENV)/bin/ai4va-fg report $(EVAL_OUT) --out $(EVAL_OUT)/report
 
