@@ -15,6 +15,13 @@ writes, atomically, into ``--out`` (default ``.``):
 A row's label is ``--label`` (one per results file, in order) or the model's ``pretrained`` /
 ``model`` argument, plus the mode (``think``, ``tool``, ``zoom``) taken from the task names. Several
 files of the same model and mode merge (a later file wins per task).
+
+Bad input is refused, never skipped: a results file that is missing, unreadable, not UTF-8, not
+JSON, larger than :data:`MAX_RESULTS_BYTES`, or of the wrong shape (``results`` not an object,
+``config`` / ``model_args`` of the wrong type, no AI4VA-FG task), or an ``--out`` that cannot be
+written, prints one line ``ai4va-fg report: error: <file>: <what is wrong>`` on stderr and exits 2,
+with no traceback and no output written. Metric values that are not finite numbers (strings,
+booleans, NaN, infinities, integers too large for a float) are shown as ``-``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 import os
 import sys
@@ -32,6 +38,7 @@ from pathlib import Path
 
 from ai4va_fg_dataset.atomic_dir import replacing_file
 from ai4va_fg_dataset.schema import TASKS
+from ai4va_fg_dataset.zoom_tool import loads_bounded
 
 COLUMNS: dict[str, str] = {
     "panel_understanding": "PanelU",
@@ -56,6 +63,8 @@ RANDOM_BASELINE: dict[str, float | None] = {
 """Random-guess accuracy (%) per task, as in the first row of paper Table 3.2 (method.md section 3)."""
 
 MODES = ("direct", "think", "tool", "zoom")
+MAX_RESULTS_BYTES = 256 * 1024 * 1024
+"""Largest results file read (lmms-eval writes a few kB; samples go to other files)."""
 OUTPUT_NAMES = ("ai4va_fg_results.md", "ai4va_fg_results.csv", "ai4va_fg_accuracy.png")
 
 
@@ -76,8 +85,18 @@ class Row:
         return self.model if self.mode == "direct" else f"{self.model} ({self.mode})"
 
     def value(self, task: str, metric: str) -> float | None:
-        v = self.metrics.get(task, {}).get(metric)
-        return v if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)) else None
+        """The metric as a finite float, ``None`` when absent or not a finite number."""
+        return _finite(self.metrics.get(task, {}).get(metric))
+
+
+def _finite(v: object) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
 
 
 def parse_task_name(name: str) -> tuple[str, str] | None:
@@ -92,17 +111,29 @@ def parse_task_name(name: str) -> tuple[str, str] | None:
 
 
 def model_label(results: dict) -> str:
-    """The model's name in a results file: ``pretrained=`` / ``model=`` / ``model_version=`` or the model."""
-    args = results.get("config", {}).get("model_args") or ""
+    """The model's name in a results file: ``pretrained=`` / ``model=`` / ``model_version=`` or the model.
+
+    Raises:
+        ReportError: ``config`` is not an object, or ``model_args`` is neither a ``k=v,...`` string
+            nor an object.
+    """
+    config = results.get("config")
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ReportError(f"'config' is a {type(config).__name__}, not an object")
+    args = config.get("model_args") or ""
     if isinstance(args, str):
         pairs = dict(p.split("=", 1) for p in args.split(",") if "=" in p)
+    elif isinstance(args, dict):
+        pairs = args
     else:
-        pairs = dict(args)
+        raise ReportError(f"'config.model_args' is a {type(args).__name__}, not a string or an object")
     for key in ("pretrained", "model", "model_version"):
         if pairs.get(key):
             value = str(pairs[key]).rstrip("/")
             return value.split("/")[-1] if os.path.sep in value and os.path.isabs(value) else value
-    return str(results.get("model_name") or results.get("config", {}).get("model") or "model")
+    return str(results.get("model_name") or config.get("model") or "model")[:200]
 
 
 def find_result_files(paths: Sequence[str]) -> list[Path]:
@@ -129,20 +160,22 @@ def load_rows(files: Sequence[Path], labels: Sequence[str] | None = None) -> lis
     """Read results files into rows (see the module docstring).
 
     Raises:
-        ReportError: unreadable JSON, no ``results`` object, or no AI4VA-FG task in a file; or a
-            ``labels`` list whose length differs from ``files``.
+        ReportError: a file that is unreadable, not UTF-8, not JSON (or too large / too deeply
+            nested), without a ``results`` object, with a ``config`` of the wrong type, or without an
+            AI4VA-FG task; or a ``labels`` list whose length differs from ``files``. The message
+            starts with the file's path.
     """
     if labels and len(labels) != len(files):
         raise ReportError(f"{len(labels)} --label value(s) for {len(files)} results file(s)")
     rows: dict[tuple[str, str], Row] = {}
     for i, path in enumerate(files):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ReportError(f"{path}: not a readable JSON file ({exc})") from exc
+        data = _read_json(path)
         if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
             raise ReportError(f"{path}: not an lmms-eval results file (no 'results' object)")
-        model = labels[i] if labels else model_label(data)
+        try:
+            model = labels[i] if labels else model_label(data)
+        except ReportError as exc:
+            raise ReportError(f"{path}: {exc}") from exc
         n_tasks = 0
         for task_name, metrics in data["results"].items():
             parsed = parse_task_name(task_name)
@@ -159,6 +192,22 @@ def load_rows(files: Sequence[Path], labels: Sequence[str] | None = None) -> lis
         if not n_tasks:
             raise ReportError(f"{path}: no AI4VA-FG task (ai4va_fg_*) in its results")
     return sorted(rows.values(), key=lambda r: (MODES.index(r.mode), r.model))
+
+
+def _read_json(path: Path) -> object:
+    """The JSON value in ``path``; any problem is a one-line :class:`ReportError` naming the file."""
+    try:
+        if path.stat().st_size > MAX_RESULTS_BYTES:
+            raise ReportError(f"{path}: larger than {MAX_RESULTS_BYTES} bytes, not an lmms-eval results file")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path}: not UTF-8 text (byte {exc.start}); not an lmms-eval results file") from exc
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from exc
+    ok, data = loads_bounded(text, max_chars=len(text), max_depth=64)
+    if not ok:
+        raise ReportError(f"{path}: not a readable JSON file ({data})")
+    return data
 
 
 def _fmt(value: float | None, scale: float = 100.0, digits: int = 2) -> str:
@@ -252,7 +301,7 @@ def render_chart(rows: Sequence[Row], path: Path) -> None:
     for i, row in enumerate(rows):
         xs = [k - 0.4 + width * (i + 0.5) for k in range(len(tasks))]
         ys = [(row.value(t, "accuracy") or 0.0) * 100 for t in tasks]
-        ax.bar(xs, ys, width=width, label=row.label)
+        ax.bar(xs, ys, width=width, label=row.label.replace("$", r"\$"))  # a "$" would start mathtext
     for k, task in enumerate(tasks):
         base = RANDOM_BASELINE[task]
         if base is not None:
@@ -299,13 +348,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = find_result_files(args.results)
         rows = load_rows(files, args.label)
     except ReportError as exc:
-        print(f"ai4va-fg report: error: {exc}", file=sys.stderr)
+        print(f"ai4va-fg report: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    paths = write_report(rows, args.out)
+    try:
+        paths = write_report(rows, args.out)
+    except OSError as exc:
+        where = exc.filename or args.out
+        print(f"ai4va-fg report: error: {where}: cannot write the report ({exc.strerror or type(exc).__name__})",
+              file=sys.stderr)
+        return 2
     print(render_markdown(rows))
     for p in paths:
         print(f"wrote {p}")
     return 0
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:500]
 
 
 if __name__ == "__main__":

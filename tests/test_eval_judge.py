@@ -176,7 +176,8 @@ def test_config_from_env_and_errors(tmp_path, monkeypatch):
 
 def test_parse_verdict():
     assert parse_verdict('{"correct": true}') is True
-    assert parse_verdict('Sure! {"reason": "x", "correct": false}') is False
-    assert parse_verdict('"correct": TRUE') is True
-    with pytest.raises(JudgeError):
-        parse_verdict("yes")
+    assert parse_verdict('{"reason": "x", "correct": false}') is False
+    # Only the whole reply counts: prose around the object or a bare key is not a verdict.
+    for reply in ('Sure! {"reason": "x", "correct": false}', '"correct": TRUE', "yes"):
+        with pytest.raises(JudgeError):
+            parse_verdict(reply)

@@ -346,3 +346,69 @@ def test_eval_plugin_does_not_import_training_code():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+# --- hostile report inputs (issue "Nothing lost, nothing stale, nothing raised", part 5): one line naming
+# --- the file, exit 2, no traceback, nothing written.
+
+_GOOD_TASKS = {"ai4va_fg_action_recognition": {"accuracy": 0.5}}
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("nonutf8_results.json", b'{"results": {"ai4va_fg_action_recognition": {"accuracy,none": 0.5}}, "x": "\xff\xfe"}',
+     "not UTF-8"),
+    ("config_list_results.json", json.dumps({**_results("", _GOOD_TASKS), "config": ["a"]}).encode(),
+     "'config' is a list"),
+    ("args_list_results.json", json.dumps(_results([1, 2], _GOOD_TASKS)).encode(), "model_args"),
+    ("args_strs_results.json", json.dumps(_results(["ab"], _GOOD_TASKS)).encode(), "model_args"),
+    ("bigint_results.json", b'{"results": {"ai4va_fg_action_recognition": {"accuracy,none": 1' + b"0" * 5000
+     + b"}}}", None),
+    ("deep_results.json", b'{"results": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested"),
+])
+def test_report_hostile_inputs_one_line_exit_2(tmp_path, capsys, name, content, message):
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    out = tmp_path / "out"
+    code = report.main([str(bad), "--out", str(out)])
+    err = capsys.readouterr().err
+    if message is None:  # a number no float holds is not a crash: the cell shows "-"
+        assert code == 0 and "| model | - | - | - | - | - | - | - |" in (out / "ai4va_fg_results.md").read_text()
+        return
+    assert code == 2 and not out.exists()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ai4va-fg report: error: ") and name in lines[0]
+    assert message in lines[0] and "Traceback" not in err
+
+
+def test_report_non_finite_and_huge_metrics_show_as_missing(tmp_path):
+    res = tmp_path / "m_results.json"
+    res.write_text('{"results": {"ai4va_fg_action_recognition": {"accuracy,none": Infinity},'
+                   ' "ai4va_fg_depth_comparison": {"accuracy,none": ' + "9" * 400 + '},'
+                   ' "ai4va_fg_dialog_reordering": {"accuracy,none": true}}, "config": {"model_args": "pretrained=m"}}')
+    rows = report.load_rows([res])
+    assert report.accuracy_table(rows)[2] == ["m", "-", "-", "-", "-", "-", "-", "-"]
+    assert report.main([str(res), "--out", str(tmp_path / "out")]) == 0
+
+
+def test_report_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+    res = tmp_path / "a_results.json"
+    res.write_text(json.dumps(_results("pretrained=m", _GOOD_TASKS)))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    assert report.main([str(res), "--out", str(blocker)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "blocker" in err[0] and "cannot write" in err[0]
+
+
+@pytest.mark.parametrize("record", [
+    '{"ai4va_fg_zoom_trajectory": 1, "turns": ["<answer>B</answer>"], "crops": [["a", 1, 2, 3]]}',
+    '{"ai4va_fg_zoom_trajectory": 1, "turns": ["<answer>B</answer>"], "tool_calls": "many"}',
+    '{"ai4va_fg_zoom_trajectory": 1, "turns": ["<answer>B</answer>"], "crops": [[0, 0, 1' + "0" * 5000 + ', 4]]}',
+    '{"ai4va_fg_zoom_trajectory": 1, "turns": ' + "[" * 5000 + "]" * 5000 + "}",
+    '{"ai4va_fg_zoom_trajectory": 1, "turns": [5], "crops": 7}',
+])
+def test_hostile_trajectory_records_read_as_text(record):
+    """A model can write a tagged JSON record as its answer: reading it never raises (it did before)."""
+    traj = trajectory.loads(record)
+    assert traj.turns == [record] and traj.crops is None
+    assert scoring.score_sample(_doc(), record)["accuracy"] in (0.0, 1.0)

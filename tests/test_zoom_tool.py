@@ -114,9 +114,9 @@ def test_clamp_min_size_and_expansion_at_border():
         ([10, 10, 10, 40], "zero area"),
         ([300, 300, 400, 400], "outside"),
         ([-50, -50, -1, -1], "outside"),
-        ([1, 2, 3], "not 4 numbers"),
-        ("abcd", "not 4 numbers"),
-        (None, "not 4 numbers"),
+        ([1, 2, 3], "not a list of 4 numbers"),
+        ("abcd", "not a list of 4 numbers"),
+        (None, "not a list of 4 numbers"),
     ],
 )
 def test_bad_boxes_are_structured_errors(box, reason):

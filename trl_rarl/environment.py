@@ -7,6 +7,13 @@ TRL creates one :class:`ZoomEnvironment` per rollout, calls ``reset(**row)`` wit
 image, mapped back to original pixels) and returns the crop as an image content block, which TRL
 appends to the next turn and to the forward pass. Every call is recorded on the environment
 (``env.tool.calls``) for the tool rewards and the zoom metrics.
+
+The arguments TRL passes are checked by :func:`ai4va_fg_dataset.zoom_tool.validate_arguments`, the
+validator behind the parser that ``format_reward`` and the tool rewards use: a call the format
+reward calls malformed (a string ``bbox_2d`` such as ``"1289"``, a non-finite or absurd coordinate, a
+non-string label) is malformed here too. It crops nothing, so it earns no tool reward, the model
+gets an ``Error: ...`` message, and it is counted (:attr:`ZoomEnvironment.num_malformed`, and the
+rejected calls of the zoom metrics). The tool method never raises.
 """
 
 from __future__ import annotations
@@ -132,6 +139,11 @@ class ZoomEnvironment:
                 del self.crop_tokens[len(self.crop_tokens) - ok_dropped :]
         self.undelivered += len(dropped)
         return len(dropped)
+
+    @property
+    def num_malformed(self) -> int:
+        """Calls of this rollout whose arguments were malformed (rejected, no crop, no tool reward)."""
+        return self.tool.num_malformed if self.tool is not None else 0
 
     @property
     def calls(self):

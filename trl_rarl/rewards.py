@@ -16,10 +16,21 @@ Every function takes TRL's keyword arguments (``completions``, dataset columns s
 completion. Malformed input (unparseable tool calls, a truncated completion, a missing answer, an
 environment without a page) gives a zero reward, never an exception; :func:`rarl_reward_funcs` builds
 the configured list.
+
+Robustness guarantees (one bad rollout must not kill a training run):
+
+* tool calls are read by :func:`ai4va_fg_dataset.zoom_tool.parse_tool_calls`, the parser and
+  validator the zoom tool, the environment and the eval agent use: one verdict on what is malformed;
+  it is linear in the completion length and bounded (see its module docstring);
+* every reward is computed in linear time (no regex rescans from each unclosed tag) and is a finite
+  float; a completion that still makes a reward computation raise scores 0 for that term, is logged
+  (warning) and counted in :data:`REWARD_ERRORS`;
+* the LLM judge of :func:`make_llm_judge` only counts a reply that is exactly ``yes`` or ``no``.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
@@ -31,32 +42,82 @@ from typing import Any
 
 from ai4va_fg_dataset import geometry
 from ai4va_fg_dataset.schema import CHOICE_LETTERS
+from ai4va_fg_dataset.zoom_tool import CLOSE_TAG, OPEN_TAG, ToolCallError, parse_tool_calls
 
 logger = logging.getLogger(__name__)
-from ai4va_fg_dataset.zoom_tool import ToolCallError, parse_tool_calls
+
+REWARD_ERRORS: collections.Counter = collections.Counter()
+"""Per reward term, how many completions made its computation raise (each scored 0 and logged)."""
 
 THINK_ANSWER = re.compile(r"^\s*<think>(?:(?!</?think>).)+</think>\s*<answer>(?:(?!</?answer>).)+</answer>\s*$", re.DOTALL)
 THINK_TOOL = re.compile(
     r"^\s*<think>(?:(?!</?think>).)+</think>\s*(?:<tool_call>(?:(?!</?tool_call>).)+</tool_call>\s*)+$", re.DOTALL
 )
 ANSWER_ONLY = re.compile(r"^\s*<answer>(?:(?!</?answer>).)+</answer>\s*$", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def _guarded(term: str, default: float, fn: Callable[..., float], *args) -> float:
+    """``fn(*args)`` as a finite float; an exception or a non-finite value gives ``default``, logged and counted."""
+    try:
+        value = float(fn(*args))
+    except Exception as exc:  # noqa: BLE001  (one hostile completion must not kill the training run)
+        REWARD_ERRORS[term] += 1
+        logger.warning("%s: %s: %s; this completion scores %s", term, type(exc).__name__, str(exc)[:200], default)
+        return default
+    if not math.isfinite(value):
+        REWARD_ERRORS[term] += 1
+        logger.warning("%s: non-finite value %r; this completion scores %s", term, value, default)
+        return default
+    return value
 
 
 # --------------------------------------------------------------------------------------------- text
 
 
+def _serialise_call(call: Any) -> str:
+    """One parsed tool call (TRL's ``{"type": "function", "function": {...}}``) as a ``<tool_call>`` block.
+
+    A call that cannot be written back as JSON (a value JSON cannot hold, nesting past Python's
+    recursion limit, an integer of thousands of digits) becomes a block the parser reports as malformed.
+    """
+    fn = call.get("function", call) if isinstance(call, dict) else call
+    if not isinstance(fn, dict):
+        body = f"<tool call of type {type(fn).__name__}, not an object>"
+    else:
+        payload = {"name": fn.get("name"), "arguments": fn.get("arguments", {})}
+        try:
+            body = json.dumps(payload)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            body = f"<unserialisable tool call: {type(exc).__name__}>"
+    return OPEN_TAG + "\n" + body + "\n" + CLOSE_TAG
+
+
 def _message_text(message: dict) -> str:
     """An assistant message as the text the model wrote: content, then its parsed tool calls re-serialised."""
     content = message.get("content") or ""
-    if isinstance(content, list):
-        content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
-    parts = [content]
-    for call in message.get("tool_calls") or []:
-        fn = call.get("function", call) if isinstance(call, dict) else {}
-        payload = {"name": fn.get("name"), "arguments": fn.get("arguments", {})}
-        parts.append("<tool_call>\n" + json.dumps(payload) + "\n</tool_call>")
-    return "".join(parts)
+    if isinstance(content, (list, tuple)):
+        content = "".join(b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str))
+    elif not isinstance(content, str):
+        content = str(content)
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, (list, tuple)):
+        calls = [calls]
+    return "".join([content] + [_serialise_call(call) for call in calls])
+
+
+def _answer_spans(text: str) -> list[str]:
+    """The texts of ``<answer>...</answer>`` pairs, as ``re.findall(r"<answer>(.*?)</answer>", text, re.S)``
+    gives them, in one linear scan (the regex rescans from every unclosed tag: quadratic)."""
+    spans, pos = [], 0
+    while True:
+        start = text.find("<answer>", pos)
+        if start < 0:
+            return spans
+        end = text.find("</answer>", start + 8)
+        if end < 0:  # no closing tag after this one, hence none after any later opening tag
+            return spans
+        spans.append(text[start + 8:end])
+        pos = end + 9
 
 
 def assistant_turns(completion: Any) -> list[str]:
@@ -80,8 +141,11 @@ def assistant_turns(completion: Any) -> list[str]:
 
 
 def extract_answer(completion: Any) -> str | None:
-    """Text inside the last ``<answer></answer>`` of the last assistant turn, stripped; ``None`` if absent."""
-    found = _ANSWER.findall(assistant_turns(completion)[-1])
+    """Text inside the last ``<answer></answer>`` of the last assistant turn, stripped; ``None`` if absent.
+
+    Linear in the completion length.
+    """
+    found = _answer_spans(assistant_turns(completion)[-1])
     return found[-1].strip() if found else None
 
 
@@ -116,8 +180,11 @@ def format_score(completion: Any, mode: str = "tool") -> float:
 
 
 def format_reward(completions: list, mode: str = "tool", **kwargs) -> list[float]:
-    """R_format (method.md section 4): :func:`format_score` of each completion (1 well-formed, 0 otherwise)."""
-    return [format_score(c, mode) for c in completions]
+    """R_format (method.md section 4): :func:`format_score` of each completion (1 well-formed, 0 otherwise).
+
+    Never raises for a completion: one whose scoring fails scores 0 (logged, counted in :data:`REWARD_ERRORS`).
+    """
+    return [_guarded("format_reward", 0.0, format_score, c, mode) for c in completions]
 
 
 # ----------------------------------------------------------------------------------------- accuracy
@@ -179,10 +246,14 @@ def accuracy_score(
         return float(pred is not None and ref is not None and pred == ref)
     if judge is not None:
         try:
-            return float(max(0.0, min(1.0, judge(question or "", str(answer), prediction))))
+            score = float(judge(question or "", str(answer), prediction))
         except Exception as exc:  # noqa: BLE001  (a judge outage must not kill the run: score 0, logged)
             logger.warning("LLM judge failed (%s: %s); accuracy scored 0", type(exc).__name__, exc)
             return 0.0
+        if not math.isfinite(score):  # min(1, nan) is 1: a NaN must not score as correct
+            logger.warning("LLM judge returned %r; accuracy scored 0", score)
+            return 0.0
+        return max(0.0, min(1.0, score))
     ref, pred = _normalise(answer), _normalise(prediction)
     return float(bool(ref) and (pred == ref or ref in pred))
 
@@ -196,12 +267,16 @@ def accuracy_reward(
     judge: Callable[[str, str, str], float] | None = None,
     **kwargs,
 ) -> list[float]:
-    """R_acc (method.md section 4): :func:`accuracy_score` of each completion's final ``<answer>``."""
+    """R_acc (method.md section 4): :func:`accuracy_score` of each completion's final ``<answer>``.
+
+    Never raises for a completion: one whose scoring fails scores 0 (logged, counted in :data:`REWARD_ERRORS`).
+    """
     n = len(completions)
     choices = choices if choices is not None else [None] * n
     question = question if question is not None else [None] * n
     return [
-        accuracy_score(extract_answer(c), a, t, ch, q, judge)
+        _guarded("accuracy_reward", 0.0, lambda c, a, t, ch, q: accuracy_score(extract_answer(c), a, t, ch, q, judge),
+                 c, a, t, ch, q)
         for c, a, t, ch, q in zip(completions, answer, answer_type, choices, question)
     ]
 
@@ -276,7 +351,10 @@ def _conditioned_tool_scores(
     else:
         accs = accuracy_reward(completions, answer, answer_type, choices, question, judge)
         factors = [correctness_factor(a, conditioning) for a in accs]
-    return [f * score(*_env_boxes(env)) for f, env in zip(factors, environments or [None] * len(completions))]
+    return [
+        _guarded("tool_reward", 0.0, lambda f, env: f * score(*_env_boxes(env)), f, env)
+        for f, env in zip(factors, environments or [None] * len(completions))
+    ]
 
 
 def tool_count_reward(
@@ -367,6 +445,10 @@ JUDGE_PROMPT = (
 )
 
 
+JUDGE_REPLY = re.compile(r"\s*(yes|no)\s*[.!]?\s*", re.IGNORECASE)
+"""The accepted replies of :func:`make_llm_judge`'s judge (matched against the whole reply)."""
+
+
 def make_llm_judge(client) -> Callable[[str, str, str], float]:
     """An LLM judge for open-ended accuracy (Panel Understanding, method.md section 3).
 
@@ -374,15 +456,22 @@ def make_llm_judge(client) -> Callable[[str, str, str], float]:
         client: anything with ``generate(prompt, images) -> str`` (``ai4va_fg_dataset.vlm_client.make_client``).
 
     Returns:
-        ``judge(question, reference, prediction) -> 1.0`` when the reply starts with "yes", else ``0.0``.
-        Verdicts are memoised (the accuracy reward and both correctness-conditioned tool rewards
-        judge the same completion: one client call serves all three). Client errors are not cached;
-        they propagate to :func:`accuracy_score`, which logs them and scores 0.
+        ``judge(question, reference, prediction)``: 1.0 for the reply ``yes``, 0.0 for ``no``; the only
+        accepted replies are :data:`JUDGE_REPLY`: the one word, any case, surrounding whitespace and
+        one final ``.`` or ``!`` allowed. Anything else ("Yesterday...", "yes and no", an empty or
+        non-text reply) raises :class:`ValueError`. Verdicts are memoised (the accuracy reward and
+        both correctness-conditioned tool rewards judge the same completion: one client call serves
+        all three). Errors (client or reply) are not cached; they propagate to :func:`accuracy_score`,
+        which logs them and scores 0.
     """
 
     @functools.lru_cache(maxsize=65536)
     def judge(question: str, reference: str, prediction: str) -> float:
         reply = client.generate(JUDGE_PROMPT.format(question=question, reference=reference, prediction=prediction), [])
-        return float(reply.strip().lower().startswith("yes"))
+        m = JUDGE_REPLY.fullmatch(reply) if isinstance(reply, str) else None
+        if m is None:
+            shown = repr(reply[:80]) if isinstance(reply, str) else type(reply).__name__
+            raise ValueError(f"judge reply {shown} is not 'yes' or 'no'")
+        return float(m.group(1).lower() == "yes")
 
     return judge
