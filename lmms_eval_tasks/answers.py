@@ -26,11 +26,13 @@ import re
 from collections.abc import Sequence
 
 from ai4va_fg_dataset.schema import CHOICE_LETTERS
+from ai4va_fg_dataset.tags import TagBlock, tag_blocks
 
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+# Blocks are found by ai4va_fg_dataset.tags.tag_blocks, one forward scan: the regexes it replaces,
+# r"<think>.*?</think>", r"<(tool_call|tool_response)>.*?</\1>" and r"<answer>(.*?)</answer>" (DOTALL,
+# IGNORECASE), rescan the rest of the text from every unclosed tag (quadratic). The two patterns
+# below are linear: their first match runs to the end of the text.
 _THINK_OPEN = re.compile(r"<think>.*\Z", re.DOTALL | re.IGNORECASE)
-_TOOL_BLOCKS = re.compile(r"<(tool_call|tool_response)>.*?</\1>", re.DOTALL | re.IGNORECASE)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _ANSWER_OPEN = re.compile(r"<answer>(.*)\Z", re.DOTALL | re.IGNORECASE)
 
 NUMBER_WORDS = {
@@ -42,10 +44,27 @@ NUMBER_WORDS = {
 """English number words read by :func:`extract_number` (counting answers stay small)."""
 
 
+def _remove_blocks(text: str, blocks: list[TagBlock]) -> str:
+    """``text`` with each block replaced by one space (as ``re.sub(pattern, " ", text)`` does)."""
+    if not blocks:
+        return text
+    parts, pos = [], 0
+    for block in blocks:
+        parts.append(text[pos:block.start])
+        pos = block.end
+    parts.append(text[pos:])
+    return " ".join(parts)
+
+
 def strip_reasoning(text: str) -> str:
-    """``text`` without ``<think>``, ``<tool_call>`` and ``<tool_response>`` blocks (rule 1)."""
-    text = _THINK.sub(" ", text)
-    text = _TOOL_BLOCKS.sub(" ", text)
+    """``text`` without ``<think>``, ``<tool_call>`` and ``<tool_response>`` blocks (rule 1).
+
+    Each block becomes one space; an unclosed ``<think>`` left after that removes the rest of the
+    text. Tags match in any case; linear in ``len(text)``.
+    """
+    text = _remove_blocks(text, tag_blocks(text, "think", ignore_case=True))
+    text = _remove_blocks(text, tag_blocks(text, ("tool_call", "tool_response"), ignore_case=True,
+                                           same_spelling=True))
     return _THINK_OPEN.sub(" ", text)
 
 
@@ -55,14 +74,14 @@ def answer_span(text: str | None) -> tuple[str, bool]:
     Returns:
         ``(span, tagged)``: the content of the last ``<answer>`` tag and ``True``, or the
         completion without reasoning blocks and ``False`` when there is no answer tag. ``None`` or
-        non-text input gives ``("", False)``.
+        non-text input gives ``("", False)``. Linear in the completion length.
     """
     if not isinstance(text, str):
         return "", False
     cleaned = strip_reasoning(text)
-    tags = _ANSWER.findall(cleaned)
+    tags = tag_blocks(cleaned, "answer", ignore_case=True)
     if tags:
-        return tags[-1].strip(), True
+        return cleaned[tags[-1].inner_start:tags[-1].inner_end].strip(), True
     open_tag = _ANSWER_OPEN.search(cleaned)
     if open_tag:
         return open_tag.group(1).strip(), True

@@ -194,9 +194,9 @@ class JudgeConfig:
         """Read the ``AI4VA_FG_JUDGE_*`` variables (see the module docstring).
 
         Raises:
-            ValueError: a numeric variable that is not a number, or out of range (NaN, ``inf``,
-                negative; a non-positive timeout; retries not an integer in 0..100): the message
-                names the variable.
+            ValueError: an unknown provider, a numeric variable that is not a number, or out of range
+                (NaN, ``inf``, negative; a non-positive timeout; retries not an integer in 0..100): the
+                message names the variable.
         """
         env = os.environ if environ is None else environ
 
@@ -211,8 +211,11 @@ class JudgeConfig:
             _check_setting(name, value, integer=kind is int, positive=positive, upper=upper)
             return value
 
+        provider = env.get("AI4VA_FG_JUDGE_PROVIDER", "openai") or "openai"
+        if provider not in PROVIDERS:
+            raise ValueError(f"AI4VA_FG_JUDGE_PROVIDER={provider!r} is not one of {', '.join(PROVIDERS)}")
         return cls(
-            provider=env.get("AI4VA_FG_JUDGE_PROVIDER", "openai") or "openai",
+            provider=provider,
             model=env.get("AI4VA_FG_JUDGE_MODEL") or None,
             base_url=env.get("AI4VA_FG_JUDGE_BASE_URL") or None,
             api_key=env.get("AI4VA_FG_JUDGE_API_KEY") or None,

@@ -25,18 +25,22 @@ What it does:
 3. runs lmms-eval's own CLI (``lmms_eval.__main__.cli_evaluate``, every other argument passed through
    unchanged) with the overlay first on the include path (a ``--config`` file's ``include_path``
    holding the AI4VA-FG task folder is replaced by the overlay; other include paths are kept);
-4. records every evaluation that raised or produced no results, and exits non-zero with one line per
+4. when a Panel Understanding task is asked for (by name, through a group or a pattern), validates the
+   judge settings (``AI4VA_FG_JUDGE_*``, a ``--config`` file's ``env:`` blocks applied as lmms-eval
+   applies them) before lmms-eval starts, instead of at the first judged sample after the model loaded;
+5. records every evaluation that raised or produced no results, and exits non-zero with one line per
    failure (a dataset config missing from the build is named, not hidden in a ``tenacity.RetryError``).
 
 Exit codes: 0 every evaluation finished; 1 an evaluation failed inside lmms-eval (each failure on one
 ``ai4va-fg eval: error:`` line); 2 bad input found before lmms-eval starts (a missing build, a task
-the build does not have, an unknown AI4VA-FG task, no ``--tasks``, an unreadable ``--config``) or
-lmms-eval's own argument errors.
+the build does not have, an unknown AI4VA-FG task, no ``--tasks``, an unreadable ``--config``, a bad
+judge setting when Panel Understanding is evaluated) or lmms-eval's own argument errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import re
 import sys
@@ -188,6 +192,104 @@ def check_tasks(names: list[str], overlay: Path, dataset: str) -> None:
             f"ai4va_fg_<task>[_think|_tool|_zoom] with <task> one of {', '.join(sorted(set(tasks.values())))}")
 
 
+JUDGED_CONFIG = "panel_understanding"
+"""The dataset config whose tasks the LLM judge scores (:mod:`lmms_eval_tasks.judge`)."""
+
+_ENV_REFERENCE = re.compile(r"\$(\w+|\{[^}]*\})", re.ASCII)  # what os.path.expandvars replaces (POSIX)
+_JUDGE_VARIABLE = re.compile(r"\bAI4VA_FG_JUDGE_\w+")
+
+
+def judged_tasks(names: list[str], overlay: Path) -> list[str]:
+    """The Panel Understanding tasks (scored by the LLM judge) that ``names`` asks for and the overlay has.
+
+    A task counts when it is named, in a group that is named (nested groups followed) or matched by a
+    shell-style pattern as lmms-eval matches ``--tasks`` (``fnmatch``); names the overlay does not
+    hold (other lmms-eval tasks, YAML paths) are not AI4VA-FG tasks.
+    """
+    tasks, groups, files = _catalogue()
+    present = sorted(files[src.name] for src in overlay.glob("*.yaml") if src.name in files)
+    todo = [match for name in names for match in fnmatch.filter(present, name)]
+    seen: set[str] = set()
+    judged: list[str] = []
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in present:
+            continue
+        seen.add(name)
+        if name in groups:
+            todo += groups[name]
+        elif tasks.get(name) == JUDGED_CONFIG:
+            judged.append(name)
+    return sorted(judged)
+
+
+def _expandvars(value: str, env: dict[str, str]) -> str:
+    """``os.path.expandvars(value)`` (POSIX rules) with the variables of ``env`` instead of ``os.environ``."""
+    def replace(m: re.Match) -> str:
+        name = m.group(1)
+        if name.startswith("{") and name.endswith("}"):
+            name = name[1:-1]
+        return env.get(name, m.group(0))
+
+    return _ENV_REFERENCE.sub(replace, value) if "$" in value else value
+
+
+def judge_environment(lmms_args: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment lmms-eval evaluates in: ``os.environ`` with the ``env:`` block of every ``--config``
+    entry applied in order, values expanded as lmms-eval does (``os.path.expandvars``) before any runs.
+
+    Returns:
+        The environment, and for each variable an ``env:`` block set, the config file that set it.
+
+    Raises:
+        EvalInputError: an unreadable ``--config``, or an ``env:`` that is not a mapping (lmms-eval would
+            refuse it).
+    """
+    env = dict(os.environ)
+    origin: dict[str, str] = {}
+    config = _lmms_view(lmms_args).config
+    if config is None:
+        return env, origin
+    for entry in _read_configs(config):
+        block = entry.get("env")
+        if not block:
+            continue
+        if not isinstance(block, dict):
+            raise EvalInputError(f"--config {config}: 'env' must be a mapping of variable names to values, "
+                                 f"got {type(block).__name__}")
+        for key, value in block.items():
+            env[str(key)] = _expandvars(str(value), env)
+            origin[str(key)] = config
+    return env, origin
+
+
+def check_judge(names: list[str], overlay: Path, lmms_args: list[str]) -> None:
+    """Validate the judge settings (``AI4VA_FG_JUDGE_*``) now when a Panel Understanding task will run.
+
+    The judge is built at the first Panel Understanding sample (:func:`lmms_eval_tasks.judge.get_judge`),
+    after the model is loaded and the other tasks ran; a bad setting is found here instead, in the
+    environment lmms-eval will have (a ``--config`` file's ``env:`` blocks included). No request is made.
+
+    Raises:
+        EvalInputError: one line naming the bad setting (and the config file that set it, if one did).
+    """
+    judged = judged_tasks(names, overlay)
+    if not judged:
+        return
+    env, origin = judge_environment(lmms_args)
+    from .judge import JudgeConfig
+
+    try:
+        JudgeConfig.from_env(env)
+    except ValueError as exc:
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        variable = _JUDGE_VARIABLE.search(message)
+        where = f", set in the env: block of --config {origin[variable.group(0)]}" if (
+            variable and variable.group(0) in origin) else ""
+        raise EvalInputError(f"bad judge setting: {message} (the LLM judge scores {', '.join(judged)}{where}; "
+                             "see lmms_eval_tasks/judge.py for the AI4VA_FG_JUDGE_* variables)") from None
+
+
 def _retry_inner(exc: BaseException) -> BaseException | None:
     """The error of a ``tenacity.RetryError``'s last attempt (``None`` for anything else)."""
     attempt = getattr(exc, "last_attempt", None)
@@ -315,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         names = requested_tasks(lmms_args)
         overlay = task_path.write_overlay(dataset, own.overlay)
         check_tasks(names, overlay, dataset)
+        check_judge(names, overlay, lmms_args)
     except EvalInputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -42,6 +42,7 @@ from typing import Any
 
 from ai4va_fg_dataset import geometry
 from ai4va_fg_dataset.schema import CHOICE_LETTERS
+from ai4va_fg_dataset.tags import tag_contents
 from ai4va_fg_dataset.zoom_tool import CLOSE_TAG, OPEN_TAG, ToolCallError, parse_tool_calls
 
 logger = logging.getLogger(__name__)
@@ -107,17 +108,9 @@ def _message_text(message: dict) -> str:
 
 def _answer_spans(text: str) -> list[str]:
     """The texts of ``<answer>...</answer>`` pairs, as ``re.findall(r"<answer>(.*?)</answer>", text, re.S)``
-    gives them, in one linear scan (the regex rescans from every unclosed tag: quadratic)."""
-    spans, pos = [], 0
-    while True:
-        start = text.find("<answer>", pos)
-        if start < 0:
-            return spans
-        end = text.find("</answer>", start + 8)
-        if end < 0:  # no closing tag after this one, hence none after any later opening tag
-            return spans
-        spans.append(text[start + 8:end])
-        pos = end + 9
+    gives them, in one linear scan (the regex rescans from every unclosed tag: quadratic). Exact-case
+    tags; the scan is :func:`ai4va_fg_dataset.tags.tag_contents`, the one the eval's answer extraction uses."""
+    return tag_contents(text, "answer")
 
 
 def assistant_turns(completion: Any) -> list[str]:
