@@ -22,13 +22,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 import yaml
+from local_http import LocalServer, read_body, send_json
 
 pytestmark = pytest.mark.slow
 
@@ -181,60 +180,40 @@ def _results(out_dir: Path, log: Path) -> tuple[dict, dict[str, list[dict]]]:
     return results, samples
 
 
-class FakeLLMServer:
+class FakeLLMServer(LocalServer):
     """A local stand-in for the OpenAI chat API (``/v1/chat/completions``) and the Gemini API
     (``/v1beta/models/M:generateContent``). Judge prompts (they start "You are grading") get
     ``verdict``; every other request gets ``answer``. Requests are recorded."""
 
     def __init__(self, answer="<answer>A</answer>", verdict='{"correct": true}'):
+        self.answer, self.verdict = answer, verdict
         self.requests: list[dict] = []
-        outer = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                gemini = ":generateContent" in self.path
-                if gemini:
-                    texts = [p.get("text", "") for c in body.get("contents", []) for p in c.get("parts", [])]
-                else:
-                    texts = []
-                    for m in body.get("messages", []):
-                        c = m.get("content")
-                        texts += [c] if isinstance(c, str) else [x.get("text", "") for x in c or [] if isinstance(x, dict)]
-                judge = any(t.startswith("You are grading") for t in texts)
-                outer.requests.append({"path": self.path, "model": body.get("model") or self.path.rsplit("/", 1)[-1].split(":")[0],
-                                       "judge": judge, "texts": texts})
-                text = verdict if judge else answer
-                if gemini:
-                    payload = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                                               "finishReason": "STOP", "index": 0}],
-                               "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}}
-                else:
-                    payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model"),
-                               "choices": [{"index": 0, "finish_reason": "stop",
-                                            "message": {"role": "assistant", "content": text}}],
-                               "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def handle(self, req):
+        body = json.loads(read_body(req) or b"{}")
+        gemini = ":generateContent" in req.path
+        if gemini:
+            texts = [p.get("text", "") for c in body.get("contents", []) for p in c.get("parts", [])]
+        else:
+            texts = []
+            for m in body.get("messages", []):
+                c = m.get("content")
+                texts += [c] if isinstance(c, str) else [x.get("text", "") for x in c or [] if isinstance(x, dict)]
+        judge = any(t.startswith("You are grading") for t in texts)
+        self.requests.append({"path": req.path, "model": body.get("model") or req.path.rsplit("/", 1)[-1].split(":")[0],
+                              "judge": judge, "texts": texts})
+        text = self.verdict if judge else self.answer
+        if gemini:
+            payload = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                                       "finishReason": "STOP", "index": 0}],
+                       "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}}
+        else:
+            payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model"),
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": text}}],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
+        send_json(req, 200, payload)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from local_http import LocalServer, read_body, send_json
 
 from lmms_eval_tasks.judge import Judge, JudgeConfig, JudgeError, parse_verdict
 
 SECRET = "sk-test-secret-123"
 
 
-class JudgeServer:
+class JudgeServer(LocalServer):
     """A scripted OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
     ``script`` is a list of actions consumed one per request: ``("ok", text)`` (HTTP 200 with that
@@ -29,60 +28,33 @@ class JudgeServer:
         self.script: list[tuple] = []
         self.default = default
         self.requests: list[dict] = []
-        outer = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-                action = outer.script.pop(0) if outer.script else outer.default
-                if action[0] == "status":
-                    self.send_response(action[1])
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    self.wfile.write(b'{"error": {"message": "scripted failure"}}')
-                    return
-                if action[0] == "sleep":
-                    time.sleep(action[1])
-                    action = ("ok", action[2])
-                payload = {
-                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": action[1]}}],
-                }
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def handle(self, req):
+        body = json.loads(read_body(req))
+        self.requests.append({"path": req.path, "body": body, "auth": req.headers.get("Authorization")})
+        action = self.script.pop(0) if self.script else self.default
+        if action[0] == "status":
+            return send_json(req, action[1], {"error": {"message": "scripted failure"}})
+        if action[0] == "sleep":
+            time.sleep(action[1])
+            action = ("ok", action[2])
+        send_json(req, 200, {
+            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": action[1]}}],
+        })
 
 
 @pytest.fixture
 def server():
-    s = JudgeServer()
-    yield s
-    s.close()
+    with JudgeServer() as s:
+        yield s
 
 
 def _judge(server, tmp_path, **kw):
     sleeps: list[float] = []
-    cfg = JudgeConfig(provider="openai", model="judge-model", base_url=server.url, api_key=SECRET,
+    cfg = JudgeConfig(provider="openai", model="judge-model", base_url=server.base_url, api_key=SECRET,
                       cache_dir=str(tmp_path / "cache"), max_retries=kw.pop("max_retries", 3),
                       backoff=kw.pop("backoff", 0.5), timeout=kw.pop("timeout", 5.0))
     return Judge(cfg, sleep=sleeps.append), sleeps

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from local_http import LocalServer, read_body, send_bytes
 
 from lmms_eval_tasks import judge as J
 from lmms_eval_tasks.judge import Judge, JudgeConfig, JudgeError, parse_verdict
@@ -29,7 +28,7 @@ def _completion(content) -> bytes:
                                     "message": {"role": "assistant", "content": content}}]}).encode()
 
 
-class RawServer:
+class RawServer(LocalServer):
     """``/v1/chat/completions`` answering each request with the next ``(content_type, body bytes)``
     of ``script`` (HTTP 200), then ``default``."""
 
@@ -37,40 +36,23 @@ class RawServer:
         self.script: list[tuple[str, bytes]] = []
         self.default = ("application/json", _completion('{"correct": true}'))
         self.count = 0
-        outer = self
+        super().__init__(poll_interval=0.02)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
-                outer.count += 1
-                ctype, body = outer.script.pop(0) if outer.script else outer.default
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def handle(self, req):
+        read_body(req)
+        self.count += 1
+        ctype, body = self.script.pop(0) if self.script else self.default
+        send_bytes(req, 200, body, ctype)
 
 
 @pytest.fixture
 def server():
-    s = RawServer()
-    yield s
-    s.close()
+    with RawServer() as s:
+        yield s
 
 
 def _judge(server, tmp_path, max_retries=2):
-    cfg = JudgeConfig(provider="openai", model="judge-model", base_url=server.url, api_key=SECRET,
+    cfg = JudgeConfig(provider="openai", model="judge-model", base_url=server.base_url, api_key=SECRET,
                       cache_dir=str(tmp_path / "cache"), max_retries=max_retries, backoff=0.0, timeout=5.0)
     return Judge(cfg, sleep=lambda s: None)
 

@@ -14,12 +14,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from local_http import LocalServer, read_body, send_json
 
 from ai4va_fg_dataset.cli import main
 from ai4va_fg_dataset.dataset_card import CardInfo
@@ -33,7 +32,7 @@ WRITE_USER = {"type": "user", "name": "me", "orgs": [{"name": "myorg", "roleInOr
 READ_USER = {**WRITE_USER, "auth": {"type": "access_token", "accessToken": {"displayName": "r", "role": "read"}}}
 
 
-class FakeHub:
+class FakeHub(LocalServer):
     """A tiny in-memory Hub: users by token, public dataset repos, commits applied atomically."""
 
     def __init__(self):
@@ -41,29 +40,7 @@ class FakeHub:
         self.repos: dict[str, dict[str, bytes]] = {"someone/theirs": {".gitattributes": b"*.parquet filter=lfs\n"}}
         self.commits: list[dict] = []
         self.requests: list[tuple[str, str]] = []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def do_GET(self):
-                hub._handle(self, "GET")
-
-            def do_POST(self):
-                hub._handle(self, "POST")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(methods=("GET", "POST"), start=False, poll_interval=0.02)
 
     # --- request handling -------------------------------------------------------------------------
 
@@ -71,68 +48,56 @@ class FakeHub:
         auth = req.headers.get("Authorization", "")
         return self.tokens.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
 
-    @staticmethod
-    def _send(req, status, body=None, headers=None):
-        data = json.dumps(body if body is not None else {}).encode()
-        req.send_response(status)
-        req.send_header("Content-Type", "application/json")
-        req.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            req.send_header(k, v)
-        req.end_headers()
-        req.wfile.write(data)
-
     def _can_write(self, user, repo_id):
         names = {user["name"], *(o["name"] for o in user["orgs"] if o["roleInOrg"] in ("write", "admin"))}
         return user["auth"]["accessToken"]["role"] != "read" and repo_id.split("/")[0] in names
 
-    def _handle(self, req, method):
-        path = urlparse(req.path).path
+    def handle(self, req):
+        method, path = req.command, urlparse(req.path).path
         self.requests.append((method, path))
-        length = int(req.headers.get("Content-Length") or 0)
-        body = req.rfile.read(length) if length else b""
+        body = read_body(req)
         user = self._user(req)
         if path == "/api/whoami-v2":
             if user is None:
                 msg = "Invalid credentials in Authorization header"
-                return self._send(req, 401, {"error": msg}, {"X-Error-Message": msg})
-            return self._send(req, 200, user)
+                return send_json(req, 401, {"error": msg}, {"X-Error-Message": msg})
+            return send_json(req, 200, user)
         if user is None:
-            return self._send(req, 401, {"error": "Unauthorized"}, {"X-Error-Message": "Unauthorized"})
+            return send_json(req, 401, {"error": "Unauthorized"}, {"X-Error-Message": "Unauthorized"})
         if path == "/api/repos/create" and method == "POST":
             payload = json.loads(body)
             repo_id = f"{payload.get('organization') or user['name']}/{payload['name']}"
             if not self._can_write(user, repo_id):
                 msg = f'You don\'t have the rights to create a dataset under the namespace "{repo_id.split("/")[0]}"'
-                return self._send(req, 403, {"error": msg}, {"X-Error-Message": msg})
+                return send_json(req, 403, {"error": msg}, {"X-Error-Message": msg})
             if repo_id in self.repos:
-                return self._send(req, 409, {"error": "You already created this dataset repo",
-                                             "url": f"{self.url}/datasets/{repo_id}"})
+                return send_json(req, 409, {"error": "You already created this dataset repo",
+                                            "url": f"{self.url}/datasets/{repo_id}"})
             self.repos[repo_id] = {".gitattributes": b"*.parquet filter=lfs\n"}
-            return self._send(req, 200, {"url": f"{self.url}/datasets/{repo_id}", "name": repo_id})
+            return send_json(req, 200, {"url": f"{self.url}/datasets/{repo_id}", "name": repo_id})
         if path == "/api/validate-yaml":
-            return self._send(req, 200, {"errors": [], "warnings": []})
+            return send_json(req, 200, {"errors": [], "warnings": []})
         parts = path.split("/")  # ['', 'api', 'datasets', owner, name, (action, revision, ...)]
         if len(parts) < 5 or parts[:3] != ["", "api", "datasets"]:
-            return self._send(req, 404, {"error": "Not Found"})
+            return send_json(req, 404, {"error": "Not Found"})
         repo_id, action = f"{parts[3]}/{parts[4]}", parts[5] if len(parts) > 5 else None
         if repo_id not in self.repos:
             msg = "Repository not found"
-            return self._send(req, 404, {"error": msg}, {"X-Error-Code": "RepoNotFound", "X-Error-Message": msg})
+            return send_json(req, 404, {"error": msg}, {"X-Error-Code": "RepoNotFound", "X-Error-Message": msg})
         files = self.repos[repo_id]
         if action is None:
-            return self._send(req, 200, {"id": repo_id, "sha": "0" * 40, "private": False,
-                                         "siblings": [{"rfilename": f} for f in files]})
+            return send_json(req, 200, {"id": repo_id, "sha": "0" * 40, "private": False,
+                                        "siblings": [{"rfilename": f} for f in files]})
         if action == "tree":
-            return self._send(req, 200, [{"type": "file", "path": p, "size": len(b), "oid": "1" * 40}
-                                         for p, b in sorted(files.items())])
+            return send_json(req, 200, [{"type": "file", "path": p, "size": len(b), "oid": "1" * 40}
+                                        for p, b in sorted(files.items())])
         if action in ("preupload", "commit") and not self._can_write(user, repo_id):
             msg = "You don't have the rights to write to this repo"
-            return self._send(req, 403, {"error": msg}, {"X-Error-Message": msg})
+            return send_json(req, 403, {"error": msg}, {"X-Error-Message": msg})
         if action == "preupload":
             paths = [f["path"] for f in json.loads(body)["files"]]
-            return self._send(req, 200, {"files": [{"path": p, "uploadMode": "regular", "shouldIgnore": False}
-                                                   for p in paths]})
+            return send_json(req, 200, {"files": [{"path": p, "uploadMode": "regular", "shouldIgnore": False}
+                                                  for p in paths]})
         if action == "commit":
             lines = [json.loads(line) for line in body.splitlines() if line.strip()]
             added = {v["value"]["path"]: base64.b64decode(v["value"]["content"]) for v in lines if v["key"] == "file"}
@@ -142,9 +107,9 @@ class FakeHub:
             for p in deleted:
                 files.pop(p, None)
             files.update(added)
-            return self._send(req, 200, {"commitUrl": f"{self.url}/datasets/{repo_id}/commit/{'2' * 40}",
-                                         "commitOid": "2" * 40, "pullRequestUrl": None})
-        return self._send(req, 404, {"error": "Not Found"})
+            return send_json(req, 200, {"commitUrl": f"{self.url}/datasets/{repo_id}/commit/{'2' * 40}",
+                                        "commitOid": "2" * 40, "pullRequestUrl": None})
+        return send_json(req, 404, {"error": "Not Found"})
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +222,13 @@ def test_bad_folder_or_repo_id_exit_2_before_any_request(hub, build_dir, tmp_pat
     assert hub.requests == []
 
 
+def _online_env(tmp_path):
+    """This process's environment without the variables that put huggingface_hub offline (``HF_*``, and
+    ``TRANSFORMERS_OFFLINE``, which ``make test`` sets and huggingface_hub also honours), with a fresh HF_HOME."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "TRANSFORMERS_OFFLINE"} | {
+        "HF_HOME": str(tmp_path / "h")}
+
+
 def test_offline_and_unreachable_hub_in_a_fresh_process(build_dir, tmp_path):
     """The real environment variables, read at import by huggingface_hub: HF_HUB_OFFLINE=1 and a
     HF_ENDPOINT where nothing listens (no network)."""
@@ -265,7 +237,7 @@ def test_offline_and_unreachable_hub_in_a_fresh_process(build_dir, tmp_path):
     with socket.socket() as s:  # a free port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {"HF_HOME": str(tmp_path / "h")}
+    base = _online_env(tmp_path)
     argv = [CLI, "push-to-hub", str(build_dir), "--repo-id", "me/ai4va-fg"]
     offline = subprocess.run(argv, check=False, env=base | {"HF_HUB_OFFLINE": "1", "HF_TOKEN": "good"},
                              capture_output=True, text=True, timeout=60)
@@ -282,7 +254,7 @@ def test_offline_and_unreachable_hub_in_a_fresh_process(build_dir, tmp_path):
 
 def test_push_through_hf_endpoint_in_a_fresh_process(build_dir, tmp_path):
     """End to end with the environment a user has: HF_ENDPOINT + HF_TOKEN, the installed script."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {"HF_HOME": str(tmp_path / "h")}
+    env = _online_env(tmp_path)
     with FakeHub() as hub:
         res = subprocess.run([CLI, "push-to-hub", str(build_dir), "--repo-id", "me/ai4va-fg"],
                              check=False, env=env | {"HF_ENDPOINT": hub.url, "HF_TOKEN": "good"},

@@ -32,6 +32,7 @@ CONFIGS = REPO / "recipes" / "configs"
 ACCELERATE = REPO / "recipes" / "accelerate"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from local_http import LocalServer, read_body, send_json
 from test_rarl_recipes import _recipe
 from test_rarl_trainer import GT, PAGE, _page, make_samples, tiny_model  # noqa: F401  (session fixture)
 
@@ -151,38 +152,18 @@ def all_tasks_dataset(tmp_path_factory):
     return str(out)
 
 
-class FakeJudge:
+class FakeJudge(LocalServer):
     """An OpenAI-compatible chat-completions endpoint on 127.0.0.1 that answers ``yes`` and records requests."""
 
     def __init__(self):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         self.requests: list[dict] = []
-        outer = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                outer.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                reply = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": "fake",
-                                    "choices": [{"index": 0, "finish_reason": "stop",
-                                                 "message": {"role": "assistant", "content": "yes"}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def handle(self, req):
+        self.requests.append(json.loads(read_body(req)))
+        send_json(req, 200, {"id": "c", "object": "chat.completion", "created": 0, "model": "fake",
+                             "choices": [{"index": 0, "finish_reason": "stop",
+                                          "message": {"role": "assistant", "content": "yes"}}]})
 
 
 def _tensorboard_scalars(logdir: Path) -> dict[str, list[float]]:

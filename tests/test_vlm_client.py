@@ -6,53 +6,34 @@ import base64
 import io
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from local_http import LocalServer, read_body, send_bytes, send_json
 from PIL import Image
 
 from ai4va_fg_dataset.vlm_client import GeminiClient, OpenAIClient, VLMClient, image_to_data_url, make_client
 
 
-class FakeChatServer:
+class FakeChatServer(LocalServer):
     """A minimal OpenAI chat-completions endpoint on 127.0.0.1; replies come from ``reply(body)``
-    and every request body is recorded."""
+    (``(status, JSON payload or raw bytes)``) and every request body and its headers are recorded.
+    It serves inside ``with``."""
 
     def __init__(self, reply):
+        self.reply = reply
         self.requests: list[dict] = []
         self.headers: list[dict] = []
-        outer = self
+        super().__init__(start=False)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append(body)
-                outer.headers.append({k.lower(): v for k, v in self.headers.items()})
-                status, content = reply(body)
-                payload = json.dumps(content).encode() if not isinstance(content, bytes) else content
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def handle(self, req):
+        body = json.loads(read_body(req))
+        self.requests.append(body)
+        self.headers.append({k.lower(): v for k, v in req.headers.items()})
+        status, content = self.reply(body)
+        if isinstance(content, bytes):
+            send_bytes(req, status, content)
+        else:
+            send_json(req, status, content)
 
 
 def completion(text: str) -> dict:
@@ -129,39 +110,23 @@ def test_image_to_data_url_roundtrip():
     assert back.mode == "RGB" and back.getpixel((2, 1)) == (77, 77, 77)
 
 
-class SilentServer:
-    """An endpoint on 127.0.0.1 that reads each request and never answers (a hung VLM server)."""
+class SilentServer(LocalServer):
+    """An endpoint on 127.0.0.1 that reads each request and never answers (a hung VLM server) until it
+    is closed (or 60 s pass). It serves inside ``with``."""
 
     def __init__(self):
         self.requests = 0
         self.release = threading.Event()
-        outer = self
+        super().__init__(start=False)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests += 1
-                outer.release.wait(60)
+    def handle(self, req):
+        read_body(req)
+        self.requests += 1
+        self.release.wait(60)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
+    def close(self):
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
 
 def test_timeout_and_retries_bound_a_server_that_never_answers():
