@@ -201,30 +201,27 @@ def out_dot_in_checkout(work: Path):
     return (Outcome.DATA_LOST, f"{len(gone)} files deleted, e.g. {gone[0]}") if gone else refusal(res)
 
 
-def out_readme_mentions_ai4va(work: Path):
-    """An --out folder whose README mentions AI4VA-FG but was not built: refuse."""
+def _build_into_foreign_folder(work: Path, name: str, files: dict[str, str]):
+    """Build into ``work/name`` holding ``files`` (none written by the builder): it must refuse and keep them."""
     data = tiny_coco(work / "data")
-    out = work / "notes"
+    out = work / name
     out.mkdir()
-    (out / "README.md").write_text("My notes on AI4VA-FG\n")
-    (out / "thesis.tex").write_text("precious")
+    for file, text in files.items():
+        (out / file).write_text(text)
     before = snapshot(out)
     res = build(work, "--source", "coco", "--path", data, "--out", out)
     gone = lost(before, out)
     return (Outcome.DATA_LOST, f"deleted {gone}") if gone else refusal(res, str(out))
+
+
+def out_readme_mentions_ai4va(work: Path):
+    """An --out folder whose README mentions AI4VA-FG but was not built: refuse."""
+    return _build_into_foreign_folder(work, "notes", {"README.md": "My notes on AI4VA-FG\n", "thesis.tex": "precious"})
 
 
 def out_with_old_build_report(work: Path):
     """A folder with a build_report.json (the old marker) and someone's file: refuse."""
-    data = tiny_coco(work / "data")
-    out = work / "results"
-    out.mkdir()
-    (out / "build_report.json").write_text("{}")
-    (out / "thesis.tex").write_text("precious")
-    before = snapshot(out)
-    res = build(work, "--source", "coco", "--path", data, "--out", out)
-    gone = lost(before, out)
-    return (Outcome.DATA_LOST, f"deleted {gone}") if gone else refusal(res, str(out))
+    return _build_into_foreign_folder(work, "results", {"build_report.json": "{}", "thesis.tex": "precious"})
 
 
 def out_is_input(work: Path):
