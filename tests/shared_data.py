@@ -23,3 +23,23 @@ def needs_shared_data(what: str) -> pytest.MarkDecorator:
         reason=f"needs ../shared/data beside the repo ({SHARED_DATA} not found): checks {what}, "
         "which the 13 embedded demo pages do not contain",
     )
+
+
+def tiny_panel_coco(root: Path, pages: int = 3) -> Path:
+    """Write ``pages`` tiny COCO pages (120 x 160 px PNGs, 3 panels each with an ``Order`` attribute, which
+    feeds panel_reordering and Panel Understanding) under ``root``; returns the annotation JSON's path."""
+    import json
+
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    for i in range(pages):
+        Image.new("RGB", (120, 160), (30 * i, 90, 160)).save(root / f"p{i}.png")
+        images.append({"id": i + 1, "file_name": f"p{i}.png", "width": 120, "height": 160})
+        for k, box in enumerate(([5, 5, 50, 70], [60, 5, 55, 70], [5, 85, 110, 70])):
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "bbox": box,
+                         "attributes": {"Order": k}})
+    path = root / "ann.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "panel"}]}))
+    return path

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared_data import tiny_panel_coco
 
 from ai4va_fg_dataset import atomic_dir
 from ai4va_fg_dataset.cli import main
@@ -27,23 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 def _offline(monkeypatch):
     for k, v in OFFLINE.items():
         monkeypatch.setenv(k, v)
-
-
-def _data(root: Path) -> Path:
-    """3 tiny COCO pages (3 ordered panels each, feeds panel_reordering); returns the JSON."""
-    from PIL import Image
-
-    root.mkdir(parents=True, exist_ok=True)
-    images, anns = [], []
-    for i in range(3):
-        Image.new("RGB", (120, 160), (30 * i, 90, 160)).save(root / f"p{i}.png")
-        images.append({"id": i + 1, "file_name": f"p{i}.png", "width": 120, "height": 160})
-        for k, box in enumerate(([5, 5, 50, 70], [60, 5, 55, 70], [5, 85, 110, 70])):
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "bbox": box,
-                         "attributes": {"Order": k}})
-    path = root / "ann.json"
-    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "panel"}]}))
-    return path
 
 
 def _tree(folder: Path) -> dict[str, str]:
@@ -62,7 +46,7 @@ def test_out_dot_in_a_checkout_is_refused_and_nothing_deleted(tmp_path, monkeypa
     (repo / ".git").mkdir(parents=True)
     (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (repo / "README.md").write_text("# AI4VA-FG\n\nBuild the AI4VA-FG benchmark.\n")
-    _data(repo / "data")
+    tiny_panel_coco(repo / "data")
     before = _tree(repo)
     monkeypatch.chdir(repo)
     assert main(["build", "--source", "auto", "--path", "data", "--out", "."]) == 2
@@ -71,7 +55,7 @@ def test_out_dot_in_a_checkout_is_refused_and_nothing_deleted(tmp_path, monkeypa
     assert _tree(repo) == before and sorted(p.name for p in tmp_path.iterdir()) == ["checkout"]
     # the same checkout given as --out with the data elsewhere: still a git work tree, refused
     monkeypatch.chdir(tmp_path)
-    assert _build(_data(tmp_path / "elsewhere"), repo) == 2
+    assert _build(tiny_panel_coco(tmp_path / "elsewhere"), repo) == 2
     assert "is a git work tree (it holds .git)" in capsys.readouterr().err
     assert _tree(repo) == before
 
@@ -80,7 +64,7 @@ def test_out_dot_in_a_checkout_is_refused_and_nothing_deleted(tmp_path, monkeypa
 def test_folder_is_not_a_build_because_of_its_readme_or_report(tmp_path, monkeypatch, capsys, marker):
     """Text or files that merely look like a build's are not the builder's manifest."""
     monkeypatch.chdir(tmp_path)
-    data = _data(tmp_path / "data")
+    data = tiny_panel_coco(tmp_path / "data")
     out = tmp_path / "notes"
     out.mkdir()
     (out / marker).write_text("Notes on AI4VA-FG: {}")
@@ -96,7 +80,7 @@ def test_folder_is_not_a_build_because_of_its_readme_or_report(tmp_path, monkeyp
 def test_out_equal_to_or_containing_an_input_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     project = tmp_path / "project"
-    data = _data(project / "data")
+    data = tiny_panel_coco(project / "data")
     (project / "README.md").write_text("AI4VA-FG experiments")
     before = _tree(project)
     (tmp_path / "link").symlink_to(project / "data", target_is_directory=True)
@@ -126,7 +110,7 @@ def test_out_equal_to_or_containing_an_input_is_refused(tmp_path, monkeypatch, c
 
 def test_rebuild_removes_only_what_the_builder_wrote(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    data = _data(tmp_path / "data")
+    data = tiny_panel_coco(tmp_path / "data")
     out = tmp_path / "out"
     assert _build(data, out) == 0
     manifest = read_manifest(out)
@@ -151,7 +135,7 @@ def test_unwritable_out_is_refused_before_any_input_is_read(tmp_path, monkeypatc
     import ai4va_fg_dataset.build as build_module
 
     monkeypatch.chdir(tmp_path)
-    data = _data(tmp_path / "data")
+    data = tiny_panel_coco(tmp_path / "data")
     target = tmp_path / "readonly" / "out"
     real_mkdtemp = atomic_dir.tempfile.mkdtemp
 
@@ -175,7 +159,7 @@ def test_unwritable_out_is_refused_before_any_input_is_read(tmp_path, monkeypatc
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write to a chmod 0555 folder")
 def test_out_without_write_permission_is_refused(tmp_path, monkeypatch, capsys):  # pragma: no cover - non-root
     monkeypatch.chdir(tmp_path)
-    data = _data(tmp_path / "data")
+    data = tiny_panel_coco(tmp_path / "data")
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
@@ -201,7 +185,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_staging_folder_of_a_killed_build_is_removed_by_the_next_build(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    data = _data(tmp_path / "data")
+    data = tiny_panel_coco(tmp_path / "data")
     out = tmp_path / "out"
     res = subprocess.run([sys.executable, "-c", KILLED_BUILD, "build", "--source", "coco", "--path", str(data),
                           "--out", str(out), "--no-contact-sheet", "--tasks", "panel_reordering"],

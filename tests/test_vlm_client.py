@@ -10,6 +10,7 @@ import threading
 import pytest
 from local_http import LocalServer, read_body, send_bytes, send_json
 from PIL import Image
+from shared_data import tiny_panel_coco
 
 from ai4va_fg_dataset.vlm_client import GeminiClient, OpenAIClient, VLMClient, image_to_data_url, make_client
 
@@ -163,15 +164,7 @@ def test_cli_pu_timeout_and_retries_bound_the_build(tmp_path, monkeypatch, capsy
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    images, anns = [], []
-    for i in range(2):
-        Image.new("RGB", (120, 160), (40 * i, 80, 120)).save(tmp_path / f"p{i}.png")
-        images.append({"id": i + 1, "file_name": f"p{i}.png", "width": 120, "height": 160})
-        for k, box in enumerate(([5, 5, 50, 70], [60, 5, 55, 70], [5, 85, 110, 70])):
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "bbox": box,
-                         "attributes": {"Order": k}})
-    ann = tmp_path / "ann.json"
-    ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "panel"}]}))
+    ann = tiny_panel_coco(tmp_path, pages=2)
     out = tmp_path / "out"
     with SilentServer() as srv:
         t = time.perf_counter()

@@ -486,29 +486,31 @@ def _image_case(damage: Callable[[Path], None], *, strict: bool):
     return run
 
 
+def _square_page_data(work: Path, side: int) -> Path:
+    """A tiny COCO set whose page1.png is a ``side`` x ``side`` PNG header (annotation sized to match)."""
+    data = tiny_coco(work / "data")
+    _png_header_bomb(work / "data" / "page1.png", side)
+    _edit(data, lambda d: d["images"][1].update(width=side, height=side))
+    return data
+
+
 def bomb_page(work: Path):
     """A 20000 x 20000 page (decompression bomb) with --skip-bad: skipped as a bad record."""
-    data = tiny_coco(work / "data")
-    _png_header_bomb(work / "data" / "page1.png", 20_000)
-    _edit(data, lambda d: d["images"][1].update(width=20_000, height=20_000))
+    data = _square_page_data(work, 20_000)
     res = build(work, "--source", "coco", "--path", data, "--out", work / "out", "--skip-bad", "--no-contact-sheet")
     return skipped(res, work / "out", "page1.png", "coco/annotations/page1")
 
 
 def huge_page(work: Path):
     """A 12000 x 12000 page (144 MP, 3.4 GB of RSS once decoded) with --skip-bad: over the page limit."""
-    data = tiny_coco(work / "data")
-    _png_header_bomb(work / "data" / "page1.png", 12_000)
-    _edit(data, lambda d: d["images"][1].update(width=12_000, height=12_000))
+    data = _square_page_data(work, 12_000)
     res = build(work, "--source", "coco", "--path", data, "--out", work / "out", "--skip-bad", "--no-contact-sheet")
     return skipped(res, work / "out", "page1.png", "coco/annotations/page1")
 
 
 def huge_page_strict(work: Path):
     """The same 12000 x 12000 page without --skip-bad: exit 2 naming the image."""
-    data = tiny_coco(work / "data")
-    _png_header_bomb(work / "data" / "page1.png", 12_000)
-    _edit(data, lambda d: d["images"][1].update(width=12_000, height=12_000))
+    data = _square_page_data(work, 12_000)
     return refusal(build(work, "--source", "coco", "--path", data, "--out", work / "out"), "page1.png")
 
 
