@@ -27,7 +27,7 @@ push-to-hub: 0 uploaded (one commit with every file); 2 the folder is not a fini
 repo id is not OWNER/NAME (nothing contacted); 1 the Hub could not be written: offline mode
 (HF_HUB_OFFLINE=1), no token (``hf auth login`` / HF_TOKEN / --token), a rejected or read-only token,
 no write access to the repo, network failure. Errors are one line on stderr, no traceback, and the
-repo gets no partial upload (:mod:`ai4va_fg_dataset.hub`).
+repo gets no partial upload (:mod:`ai4va_fg_dataset.build.hub`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _tasks(text: str) -> list[str]:
 
 
 def _ratios(text: str) -> tuple[float, ...]:
-    from .splits import split_counts
+    from .build.splits import split_counts
 
     try:
         ratios = tuple(float(v) for v in text.split(","))
@@ -89,8 +89,8 @@ def _positive_float(text: str) -> float:
 
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ai4va-fg`` (all subcommands)."""
-    from .build import DEFAULT_MAX_PAGE_PIXELS
-    from .vlm_client import DEFAULT_RETRIES, DEFAULT_TIMEOUT
+    from .build.pipeline import DEFAULT_MAX_PAGE_PIXELS
+    from .core.llm import DEFAULT_RETRIES, DEFAULT_TIMEOUT
 
     parser = argparse.ArgumentParser(prog="ai4va-fg", description="Build and publish the AI4VA-FG benchmark.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log adapter warnings and debug messages")
@@ -146,7 +146,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .build import SourceSpec, build
+    from .build.pipeline import SourceSpec, build
 
     if len(args.source) != len(args.path):
         raise ValueError(f"{len(args.source)} --source but {len(args.path)} --path; give one --path per --source")
@@ -161,7 +161,7 @@ def _build(args: argparse.Namespace) -> int:
     sources = [SourceSpec(name, path, options) for name, path in zip(args.source, args.path)]
     pu_client = None
     if args.pu_provider:
-        from .vlm_client import make_client
+        from .core.llm import make_client
 
         limits = {k: v for k, v in (("timeout", args.pu_timeout), ("max_retries", args.pu_retries)) if v is not None}
         pu_client = make_client(args.pu_provider, args.pu_model, base_url=args.pu_base_url, **limits)
@@ -176,7 +176,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from .hub import HubError, push_to_hub
+    from .build.hub import HubError, push_to_hub
 
     try:
         url = push_to_hub(args.folder, args.repo_id, private=args.private, token=args.token)
@@ -187,17 +187,24 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+PLUGIN_GROUP = "ai4va_fg.commands"
+"""Entry-point group of ``ai4va-fg`` subcommands that other packages provide (``report``, ``eval``)."""
+
+
+def plugin_commands() -> dict:
+    """``{name: EntryPoint}`` of the subcommands registered under :data:`PLUGIN_GROUP`."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ai4va-fg`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "report":
-        from lmms_eval_tasks.report import main as report_main  # lazy: the dataset never imports eval code
-
-        return int(report_main(argv[1:]) or 0)
-    if argv and argv[0] == "eval":
-        from lmms_eval_tasks.run_eval import main as eval_main  # lazy, like report
-
-        return int(eval_main(argv[1:]) or 0)
+    if argv and argv[0] in plugin_commands():
+        # `report` and `eval` belong to the evaluation package; they register themselves under the
+        # entry-point group PLUGIN_GROUP (pyproject.toml), so the dataset CLI names no eval module.
+        return int(plugin_commands()[argv[0]].load()(argv[1:]) or 0)
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

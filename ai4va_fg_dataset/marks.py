@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .geometry import BBox
+from .core.geometry import BBox
 from .schema import BOX_COLOR, MARKER_COLOR
 
 LABEL_TEXT_COLOR = (255, 255, 255)

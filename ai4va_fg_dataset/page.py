@@ -4,7 +4,7 @@ Every adapter (AI4VA/COCO, ACBF, OpenMantra, Mimi & Eunice) produces :class:`Pag
 task generator consumes them; nothing downstream reads a native annotation format.
 
 All boxes are ``bbox_2d`` ``(x1, y1, x2, y2)`` in pixels of the page image (see
-:mod:`ai4va_fg_dataset.geometry`); polygons are kept where the source has them.
+:mod:`ai4va_fg_dataset.core.geometry`); polygons are kept where the source has them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .geometry import BBox, Polygon, area, center, intersection
+from .core.geometry import BBox, Polygon, area, center, intersection
 
 ReadingDirection = Literal["ltr", "rtl"]
 

@@ -24,7 +24,7 @@ pages of Craphound (ACBF, ``ltr``, including its column layouts) and 135 of the 
 pages of OpenMantra (``rtl``); the 8 others have heavily overlapping panels whose annotated order
 reads against the manga direction or against the vertical position.
 
-All boxes are ``(x1, y1, x2, y2)`` pixels (:mod:`ai4va_fg_dataset.geometry`).
+All boxes are ``(x1, y1, x2, y2)`` pixels (:mod:`ai4va_fg_dataset.core.geometry`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Literal
 
-from .geometry import BBox, area, center, intersection
+from .core.geometry import BBox, area, center, intersection
 
 Direction = Literal["ltr", "rtl"]
 

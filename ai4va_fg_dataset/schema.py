@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .core.prompts import CHOICE_LETTERS, format_choices  # noqa: F401  (the row schema's choice letters)
+
 TASKS: tuple[str, ...] = (
     "panel_understanding",
     "action_recognition",
@@ -54,7 +56,6 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
 ANSWER_TYPES: tuple[str, ...] = ("choice", "number", "open")
 
-CHOICE_LETTERS = "ABCDEFGH"
 
 # Colours of the marks drawn on page images (method.md section 2: solid blue boxes, filled orange
 # markers).
@@ -143,7 +144,3 @@ class Sample:
             "skill": self.skill,
         }
 
-
-def format_choices(choices: list[str]) -> str:
-    """Render options as ``"A. ...\\nB. ..."`` (the layout the prompts and lmms-eval use)."""
-    return "\n".join(f"{CHOICE_LETTERS[i]}. {c}" for i, c in enumerate(choices))

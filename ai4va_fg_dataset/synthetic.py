@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .atomic_dir import replacing_file
+from .core.atomic_dir import replacing_file
 from .reading_order import reading_order
 
 PAGE_SIZE = (640, 900)
@@ -211,7 +211,7 @@ def make_synthetic_ai4va(out_dir: str | os.PathLike, n_pages: int = 6, seed: int
     """Write ``n_pages`` SYNTHETIC pages and their AI4VA-schema COCO JSON into ``out_dir``.
 
     Deterministic under ``seed`` (same pages, same JSON). Files: ``synthetic_000.png``... and
-    ``synthetic_ai4va.json``; the JSON is written atomically (:func:`~ai4va_fg_dataset.atomic_dir.replacing_file`).
+    ``synthetic_ai4va.json``; the JSON is written atomically (:func:`~ai4va_fg_dataset.core.atomic_dir.replacing_file`).
 
     Args:
         out_dir: folder to write into (created if missing).

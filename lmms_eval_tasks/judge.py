@@ -64,8 +64,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ai4va_fg_dataset.atomic_dir import replacing_file
-from ai4va_fg_dataset.zoom_tool import loads_bounded
+from ai4va_fg_dataset.core.atomic_dir import replacing_file
+from ai4va_fg_dataset.core.tool_calls import loads_bounded
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from ai4va_fg_dataset.atomic_dir import replacing_dir
+from ai4va_fg_dataset.core.atomic_dir import replacing_dir
 
 TASKS_DIR = Path(__file__).resolve().parent / "ai4va_fg"
 """The installed ``ai4va_fg`` lmms-eval task folder (YAMLs + utils.py)."""

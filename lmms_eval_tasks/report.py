@@ -36,9 +36,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ai4va_fg_dataset.atomic_dir import replacing_file
+from ai4va_fg_dataset.core.atomic_dir import replacing_file
 from ai4va_fg_dataset.schema import TASKS
-from ai4va_fg_dataset.zoom_tool import loads_bounded
+from ai4va_fg_dataset.core.tool_calls import loads_bounded
 
 COLUMNS: dict[str, str] = {
     "panel_understanding": "PanelU",

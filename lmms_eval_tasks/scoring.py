@@ -21,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import answers, zoom_stats
+from ai4va_fg_dataset.core import scoring as answers
+
+from . import zoom_stats
 from .trajectory import loads
 
 

@@ -23,7 +23,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-from ai4va_fg_dataset.zoom_tool import loads_bounded, parse_tool_calls
+from ai4va_fg_dataset.core.tool_calls import loads_bounded, parse_tool_calls
 
 TAG = "ai4va_fg_zoom_trajectory"
 """Key marking a JSON output as a zoom trajectory (its value is the format version, 1)."""
@@ -75,7 +75,7 @@ def loads(output: object) -> Trajectory:
         ``[x1, y1, x2, y2]`` lists of finite numbers, ``stop`` a string. Anything else (plain text, or
         a malformed, hostile, too large or too deeply nested record) gives one turn of text,
         ``tool_calls`` = the number of ``<tool_call>`` blocks in it (parsed with
-        :func:`ai4va_fg_dataset.zoom_tool.parse_tool_calls`) and ``crops=None``. Never raises.
+        :func:`ai4va_fg_dataset.core.zoom_tool.parse_tool_calls`) and ``crops=None``. Never raises.
     """
     if not isinstance(output, str):
         output = "" if output is None else str(output)

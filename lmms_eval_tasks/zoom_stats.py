@@ -2,7 +2,7 @@
 
 For each sample: the number of ``image_zoom_in_tool`` calls, and the IoU of each executed crop
 against the ground-truth regions (the sample's ``bboxes``, page pixels). Crops are matched to GT
-boxes one-to-one by the Hungarian algorithm (:func:`ai4va_fg_dataset.geometry.match_boxes`, the
+boxes one-to-one by the Hungarian algorithm (:func:`ai4va_fg_dataset.core.geometry.match_boxes`, the
 same matching as the RARL reward ``R_tool_acc``), so two crops of the same character earn one good
 IoU, not two; a crop left unmatched (more crops than GT regions) has IoU 0. The table reports,
 over the samples of a task:
@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from ai4va_fg_dataset.geometry import match_boxes
+from ai4va_fg_dataset.core.geometry import match_boxes
 
 
 def crop_ious(crops: Sequence[Sequence[float]], gt: Sequence[Sequence[float]]) -> list[float]:

@@ -1,6 +1,6 @@
 """Distil SFT-R reasoning trajectories from a strong VLM, keeping only correct ones (method.md section 4).
 
-For each training question the teacher (any provider of ``ai4va_fg_dataset.vlm_client``: OpenAI or an
+For each training question the teacher (any provider of ``ai4va_fg_dataset.core.llm``: OpenAI or an
 OpenAI-compatible server such as a local ``vllm serve``, or Gemini) answers in ``think`` mode; a reply is
 kept when it is well formed (``<think>...</think><answer>...</answer>``) and its answer is correct
 (the same accuracy check as the RL reward). Up to ``--attempts`` tries per question. Output: JSONL of
@@ -24,9 +24,9 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ai4va_fg_dataset.atomic_dir import replacing_file
-from ai4va_fg_dataset.export import decode_image
-from ai4va_fg_dataset.prompts import build_prompt
+from ai4va_fg_dataset.core.atomic_dir import replacing_file
+from ai4va_fg_dataset.core.images import decode_image
+from ai4va_fg_dataset.core.prompts import build_prompt
 from trl_rarl.data import load_tasks
 from trl_rarl.recipe_setup import CLOSED_TASKS
 from trl_rarl.rewards import accuracy_score, extract_answer, format_score
@@ -72,7 +72,7 @@ def distill(rows, client, attempts: int = 1, judge=None) -> tuple[list[dict], Co
 
 
 def write_jsonl(records: list[dict], path: str) -> None:
-    """Write ``records`` as JSONL atomically (:func:`~ai4va_fg_dataset.atomic_dir.replacing_file`)."""
+    """Write ``records`` as JSONL atomically (:func:`~ai4va_fg_dataset.core.atomic_dir.replacing_file`)."""
     with replacing_file(path) as tmp:
         tmp.write_text("".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records), encoding="utf-8")
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max_samples", type=int, default=None, help="first N rows only")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from ai4va_fg_dataset.vlm_client import make_client
+    from ai4va_fg_dataset.core.llm import make_client
 
     rows = load_tasks(a.dataset_path, [t for t in a.tasks.split(",") if t], a.split, max_rows=a.max_samples)
     client = make_client(a.provider, a.model, a.base_url)

@@ -11,7 +11,7 @@ parameters, < 1 MB on disk, built in about a second on a CPU, never touching the
 * processor: ``Qwen2VLImageProcessor(min_pixels=3136, max_pixels=12544)`` (4 to 16 visual tokens
   per image) and a ``Qwen2VLVideoProcessor`` in a ``Qwen2_5_VLProcessor``;
 * chat template: the project's Qwen2.5-VL tool-calling template
-  (``ai4va_fg_dataset/templates/qwen2_5_vl_tool.jinja``, method.md section 3), so tool mode and RARL run
+  (``ai4va_fg_dataset/core/templates/qwen2_5_vl_tool.jinja``, method.md section 3), so tool mode and RARL run
   with the tiny model exactly as with the real one;
 * model: ``Qwen2_5_VLForConditionalGeneration`` with hidden size 64, 2 layers, 4/2 heads,
   ``mrope_section`` [2, 3, 3], a 2-block vision tower of width 32;
@@ -85,12 +85,12 @@ def _corpus() -> list[str]:
         "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 32 64 100 128 256 512 1024",
     ]
     try:  # the project's own prompt wording, when the package is importable
-        from ai4va_fg_dataset import prompts
+        from ai4va_fg_dataset.core import prompts
 
         lines += [prompts.DIRECT_SUFFIX, prompts.THINK_SUFFIX, prompts.TOOL_SUFFIX]
         lines.append(json.dumps(prompts.zoom_tool_schema()))
     except Exception as exc:  # noqa: BLE001 - the corpus only shapes merges; bytes cover all text
-        logger.warning("ai4va_fg_dataset.prompts not importable (%s); training the BPE without it", exc)
+        logger.warning("ai4va_fg_dataset.core.prompts not importable (%s); training the BPE without it", exc)
     return lines
 
 
@@ -225,10 +225,10 @@ def build_generation_config(tokenizer):
 
 
 def _load_chat_template(path: str | None) -> str:
-    """The tool chat template: ``path`` if given, else ``ai4va_fg_dataset.chat_template``."""
+    """The tool chat template: ``path`` if given, else ``ai4va_fg_dataset.core.chat_template``."""
     if path:
         return Path(path).read_text(encoding="utf-8")
-    from ai4va_fg_dataset.chat_template import tool_chat_template
+    from ai4va_fg_dataset.core.chat_template import tool_chat_template
 
     return tool_chat_template()
 
@@ -284,7 +284,7 @@ def make_tiny_model(out: str | os.PathLike, seed: int = 0, chat_template_path: s
     model = build_model(tokenizer, seed)
     model.generation_config = build_generation_config(tokenizer)
 
-    from ai4va_fg_dataset.atomic_dir import replacing_dir
+    from ai4va_fg_dataset.core.atomic_dir import replacing_dir
 
     with replacing_dir(out, mode=0o755) as tmp:  # 0o755: the checkpoint is meant to be shared
         model.save_pretrained(tmp)
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="destination folder of the checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     parser.add_argument("--chat-template", default=None,
-                        help="Jinja chat template file (default: ai4va_fg_dataset/templates/qwen2_5_vl_tool.jinja)")
+                        help="Jinja chat template file (default: ai4va_fg_dataset/core/templates/qwen2_5_vl_tool.jinja)")
     parser.add_argument("--force", action="store_true", help="rebuild even if an identical checkpoint exists")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

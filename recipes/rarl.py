@@ -47,7 +47,7 @@ def make_judge(args: RARLConfig):
     """The LLM judge for open-ended accuracy, or ``None`` (string match) when no judge provider is configured."""
     if not args.judge_provider:
         return None
-    from ai4va_fg_dataset.vlm_client import make_client
+    from ai4va_fg_dataset.core.llm import make_client
     from trl_rarl.rewards import make_llm_judge
 
     return make_llm_judge(make_client(args.judge_provider, args.judge_model, args.judge_base_url))

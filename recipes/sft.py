@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 
-from ai4va_fg_dataset.chat_template import install_tool_chat_template
+from ai4va_fg_dataset.core.chat_template import install_tool_chat_template
 from trl_rarl.data import load_tasks, load_trajectories, to_sft_dataset
 from trl_rarl.recipe_setup import CLOSED_TASKS, DatasetArguments, parse_recipe_args
 

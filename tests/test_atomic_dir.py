@@ -1,12 +1,12 @@
-"""ai4va_fg_dataset.atomic_dir.replacing_dir: a folder is replaced whole or not at all, no temp folder left."""
+"""ai4va_fg_dataset.core.atomic_dir.replacing_dir: a folder is replaced whole or not at all, no temp folder left."""
 
 import os
 import stat
 
 import pytest
 
-from ai4va_fg_dataset import atomic_dir
-from ai4va_fg_dataset.atomic_dir import replacing_dir
+from ai4va_fg_dataset.core import atomic_dir
+from ai4va_fg_dataset.core.atomic_dir import replacing_dir
 
 
 def _tree(folder):
@@ -54,7 +54,7 @@ def test_failed_move_puts_old_folder_back(tmp_path, monkeypatch):
 
 
 def test_replacing_file_is_all_or_nothing(tmp_path):
-    from ai4va_fg_dataset.atomic_dir import replacing_file
+    from ai4va_fg_dataset.core.atomic_dir import replacing_file
 
     out = tmp_path / "sub" / "figures.json"
     with replacing_file(out) as tmp:  # parent created
@@ -79,7 +79,7 @@ def test_failed_block_removes_the_parent_folders_it_created(tmp_path):
 def test_stale_dirs_are_removed_only_with_a_free_marker(tmp_path):
     """A leftover with an unlocked marker (its writer died) is removed; one without a marker, or
     whose marker is locked by a live writer, is kept."""
-    from ai4va_fg_dataset.atomic_dir import remove_stale_dirs
+    from ai4va_fg_dataset.core.atomic_dir import remove_stale_dirs
 
     out = tmp_path / "out"
     dead = tmp_path / ".out.tmp-dead"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ai4va_fg_dataset.build import DEFAULT_MAX_PAGE_PIXELS
+from ai4va_fg_dataset.build.pipeline import DEFAULT_MAX_PAGE_PIXELS
 from ai4va_fg_dataset.cli import main
 from ai4va_fg_dataset.synthetic import make_synthetic_ai4va
 

@@ -251,7 +251,7 @@ def test_failed_rebuild_keeps_previous_output(demo_build, tmp_path, monkeypatch,
     def boom(*args, **kwargs):
         raise RuntimeError("disk full while drawing the contact sheet")
 
-    monkeypatch.setattr("ai4va_fg_dataset.contact_sheet.make_contact_sheet", boom)
+    monkeypatch.setattr("ai4va_fg_dataset.build.contact_sheet.make_contact_sheet", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         main(["build", "--source", "auto", "--path", str(DEMO), "--out", str(out)])
     assert {str(p.relative_to(out)): p.stat().st_size for p in out.rglob("*")} == before
@@ -295,7 +295,7 @@ def test_synthetic_ai4va_build_feeds_every_closed_task(tmp_path):
 def test_panel_understanding_with_a_scripted_vlm_client(tmp_path, monkeypatch):
     from PIL import Image
 
-    from ai4va_fg_dataset import vlm_client
+    from ai4va_fg_dataset.core import llm as vlm_client
 
     calls = []
 

@@ -1,4 +1,4 @@
-"""The Qwen2.5-VL tool-calling chat template (ai4va_fg_dataset/templates/qwen2_5_vl_tool.jinja).
+"""The Qwen2.5-VL tool-calling chat template (ai4va_fg_dataset/core/templates/qwen2_5_vl_tool.jinja).
 
 Rendered prompts and the processor's pixel values must agree for 0, 1 and 2 returned crops: one
 ``<|image_pad|>`` run per image, as many pad tokens as ``image_grid_thw`` asks for.
@@ -23,7 +23,7 @@ def processor(tmp_path_factory):
                    capture_output=True)
     from transformers import AutoProcessor
 
-    from ai4va_fg_dataset.chat_template import install_tool_chat_template
+    from ai4va_fg_dataset.core.chat_template import install_tool_chat_template
 
     return install_tool_chat_template(AutoProcessor.from_pretrained(str(out), padding_side="left"))
 
@@ -47,7 +47,7 @@ def _conversation(n_crops, page, crop):
 
 @pytest.mark.parametrize("n_crops", [0, 1, 2])
 def test_prompt_and_pixel_values_agree(processor, n_crops):
-    from ai4va_fg_dataset.prompts import zoom_tool_schema
+    from ai4va_fg_dataset.core.prompts import zoom_tool_schema
 
     page, crop = Image.new("RGB", (280, 392), "white"), Image.new("RGB", (90, 60), "red")
     msgs = _conversation(n_crops, page, crop)
@@ -71,7 +71,7 @@ def test_prompt_and_pixel_values_agree(processor, n_crops):
 
 
 def test_tools_in_system_prompt_and_default_system(processor):
-    from ai4va_fg_dataset.prompts import zoom_tool_schema
+    from ai4va_fg_dataset.core.prompts import zoom_tool_schema
 
     msgs = [{"role": "user", "content": "hi"}]
     with_tools = processor.apply_chat_template(msgs, tools=[zoom_tool_schema()], tokenize=False)
@@ -108,7 +108,7 @@ def test_trl_requirements_and_response_parsing(processor):
 
 
 def test_template_file_is_the_exported_string():
-    from ai4va_fg_dataset.chat_template import QWEN2_5_VL_TOOL_TEMPLATE, tool_chat_template
+    from ai4va_fg_dataset.core.chat_template import QWEN2_5_VL_TOOL_TEMPLATE, tool_chat_template
 
-    path = REPO / "ai4va_fg_dataset" / "templates" / "qwen2_5_vl_tool.jinja"
+    path = REPO / "ai4va_fg_dataset" / "core" / "templates" / "qwen2_5_vl_tool.jinja"
     assert tool_chat_template() == QWEN2_5_VL_TOOL_TEMPLATE == path.read_text(encoding="utf-8")

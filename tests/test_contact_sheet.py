@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from ai4va_fg_dataset.contact_sheet import make_contact_sheet, select_samples, sheet_size
+from ai4va_fg_dataset.build.contact_sheet import make_contact_sheet, select_samples, sheet_size
 from ai4va_fg_dataset.schema import BOX_COLOR, Sample
 
 

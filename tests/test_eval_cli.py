@@ -125,7 +125,7 @@ def _samples():
 def env(tmp_path_factory):
     """Tiny model, built dataset (and a partial one), plugin dir (entry point + scripted generation),
     hermetic env vars (HOME too: ``ai4va-fg eval`` writes its task overlay under ~/.cache)."""
-    from ai4va_fg_dataset.export import write_dataset
+    from ai4va_fg_dataset.build.export import write_dataset
 
     base = tmp_path_factory.mktemp("eval_cli")
     spec = importlib.util.spec_from_file_location("make_tiny_model", ROOT / "recipes" / "make_tiny_model.py")
@@ -359,8 +359,8 @@ def test_direct_think_zoom_all_tasks(direct_run):
     assert "ai4va_fg_character_counting" in results["results"] and \
         "mae,none" in results["results"]["ai4va_fg_character_counting"]
     assert "judge_failure,none" in results["results"]["ai4va_fg_panel_understanding"]
-    # Prompt modes: the wording of ai4va_fg_dataset.prompts.
-    from ai4va_fg_dataset.prompts import DIRECT_SUFFIX, THINK_SUFFIX
+    # Prompt modes: the wording of ai4va_fg_dataset.core.prompts.
+    from ai4va_fg_dataset.core.prompts import DIRECT_SUFFIX, THINK_SUFFIX
 
     assert samples["ai4va_fg_action_recognition"][0]["input"].endswith(DIRECT_SUFFIX)
     assert THINK_SUFFIX in samples["ai4va_fg_action_recognition_think"][0]["input"]

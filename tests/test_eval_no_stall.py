@@ -1,8 +1,8 @@
 """Eval scoring cannot stall on hostile model output, and a bad judge setting stops ``ai4va-fg eval``
 before a model loads (issue "nothing raised, nothing stalls under hostile input").
 
-* Answer extraction (:mod:`lmms_eval_tasks.answers`) finds ``<think>``, ``<tool_call>`` /
-  ``<tool_response>`` and ``<answer>`` blocks with :func:`ai4va_fg_dataset.tags.tag_blocks`, one forward
+* Answer extraction (:mod:`ai4va_fg_dataset.core.scoring`) finds ``<think>``, ``<tool_call>`` /
+  ``<tool_response>`` and ``<answer>`` blocks with :func:`ai4va_fg_dataset.core.tags.tag_blocks`, one forward
   scan; the regexes it replaced rescanned from every unclosed tag (13 s for 100 kB of ``<answer>``).
   A subprocess timing check for linear time, and a hypothesis property that the results are the
   old regexes' (kept below as the reference).
@@ -25,8 +25,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ai4va_fg_dataset.tags import tag_blocks, tag_contents
-from lmms_eval_tasks import answers, run_eval
+from ai4va_fg_dataset.core.tags import tag_blocks, tag_contents
+from ai4va_fg_dataset.core import scoring as answers
+from lmms_eval_tasks import run_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 PROPS = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -111,7 +112,7 @@ def test_answer_extraction_examples_and_bad_input():
 
 _TIMING = textwrap.dedent("""
     import json, time
-    from lmms_eval_tasks import answers
+    from ai4va_fg_dataset.core import scoring as answers
     CHOICES = ["a running man", "a sitting man", "x", "two dogs"]
     patterns = {
         "unclosed answer": "<answer>",

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lmms_eval_tasks import answers, path, report, scoring, trajectory, zoom_stats
+from ai4va_fg_dataset.core import scoring as answers
+from lmms_eval_tasks import path, report, scoring, trajectory, zoom_stats
 
 CHOICES = ["running", "sitting on a chair", "jumping", "sleeping"]
 

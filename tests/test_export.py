@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ai4va_fg_dataset.dataset_card import CardInfo, SourceInfo
-from ai4va_fg_dataset.export import staging_dir, write_dataset
+from ai4va_fg_dataset.build.dataset_card import CardInfo, SourceInfo
+from ai4va_fg_dataset.build.export import staging_dir, write_dataset
 from ai4va_fg_dataset.schema import Sample, features
-from ai4va_fg_dataset.splits import assign_splits
+from ai4va_fg_dataset.build.splits import assign_splits
 
 PAGES = [f"acbf/book/{i:02d}" for i in range(10)]
 SPLITS = assign_splits(PAGES, seed=0)
@@ -118,7 +118,7 @@ def test_default_config_leaves_out_splits_no_task_has():
     no rows at all: no config (the build refuses to write such a dataset anyway)."""
     from datasets.utils.metadata import MetadataConfigs
 
-    from ai4va_fg_dataset.dataset_card import card_body, card_data
+    from ai4va_fg_dataset.build.dataset_card import card_body, card_data
 
     counts = {"panel_reordering": {"train": 3, "validation": 1, "test": 0},
               "dialog_reordering": {"train": 2, "validation": 0, "test": 0}}
@@ -232,7 +232,7 @@ def test_failed_write_keeps_previous_output(built, tmp_path):
 def test_successful_write_replaces_previous_output(tmp_path):
     """A rebuild replaces the files the previous build wrote (listed in its manifest), old shards
     included; a file someone else put in the folder makes it refuse and keeps that file."""
-    from ai4va_fg_dataset.export import MANIFEST, read_manifest
+    from ai4va_fg_dataset.build.export import MANIFEST, read_manifest
 
     out = tmp_path / "ds"
     write_dataset(_samples(), out, splits=SPLITS)
@@ -264,7 +264,7 @@ def test_drawn_jpeg_scans_stay_jpeg_and_others_png():
 
     from PIL import Image
 
-    from ai4va_fg_dataset.export import encode_image
+    from ai4va_fg_dataset.core.images import encode_image
 
     scan = Image.new("RGB", (64, 48), (200, 180, 160))
     scan.info["source_format"] = "JPEG"
@@ -286,7 +286,7 @@ def test_decode_image_reads_every_cell_form(tmp_path):
     import pytest
     from PIL import Image
 
-    from ai4va_fg_dataset.export import decode_image, encode_image
+    from ai4va_fg_dataset.core.images import decode_image, encode_image
 
     page = Image.new("P", (6, 4), 3)
     cell = encode_image(page)
@@ -306,7 +306,7 @@ def test_decode_image_reads_every_cell_form(tmp_path):
 
 def test_only_a_valid_manifest_listing_every_file_makes_a_previous_build(tmp_path):
     """Forged, foreign-format or partial manifests do not make a folder replaceable."""
-    from ai4va_fg_dataset.export import MANIFEST, check_output_dir, foreign_entries, write_manifest
+    from ai4va_fg_dataset.build.export import MANIFEST, check_output_dir, foreign_entries, write_manifest
 
     out = tmp_path / "out"
     out.mkdir()

@@ -5,7 +5,7 @@ import math
 import pytest
 from PIL import Image
 
-from ai4va_fg_dataset import geometry as g
+from ai4va_fg_dataset.core import geometry as g
 
 
 def test_as_bbox_accepts_and_converts():

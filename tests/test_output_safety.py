@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from shared_data import tiny_panel_coco
 
-from ai4va_fg_dataset import atomic_dir
+from ai4va_fg_dataset.core import atomic_dir
 from ai4va_fg_dataset.cli import main
-from ai4va_fg_dataset.export import MANIFEST, STAGING_MARKER, read_manifest
+from ai4va_fg_dataset.build.export import MANIFEST, STAGING_MARKER, read_manifest
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 REPO = Path(__file__).resolve().parents[1]
@@ -132,7 +132,7 @@ def test_rebuild_removes_only_what_the_builder_wrote(tmp_path, monkeypatch, caps
 
 def test_unwritable_out_is_refused_before_any_input_is_read(tmp_path, monkeypatch, capsys):
     """A read-only --out location failed only after the whole generation, with a traceback."""
-    import ai4va_fg_dataset.build as build_module
+    import ai4va_fg_dataset.build.pipeline as build_module
 
     monkeypatch.chdir(tmp_path)
     data = tiny_panel_coco(tmp_path / "data")
@@ -172,7 +172,7 @@ def test_out_without_write_permission_is_refused(tmp_path, monkeypatch, capsys):
 
 KILLED_BUILD = """
 import os, signal, sys
-import ai4va_fg_dataset.build as b
+import ai4va_fg_dataset.build.pipeline as b
 real = b.write_dataset
 def write_then_die(*args, **kwargs):
     real(*args, **kwargs)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from ai4va_fg_dataset.zoom_tool import ZoomTool
+from ai4va_fg_dataset.core.zoom_tool import ZoomTool
 from trl_rarl import rewards as R
 from trl_rarl.metrics import zoom_metrics
 

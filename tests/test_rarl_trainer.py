@@ -57,7 +57,7 @@ def make_samples():
 
 @pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory):
-    from ai4va_fg_dataset.export import write_dataset
+    from ai4va_fg_dataset.build.export import write_dataset
 
     out = tmp_path_factory.mktemp("ai4va_fg") / "ds"
     samples = make_samples()
@@ -108,7 +108,7 @@ def _call(args):
 def test_two_step_run_executes_crops_rewards_and_logs(tiny_model, dataset_dir, tmp_path):
     from transformers import AutoProcessor
 
-    from ai4va_fg_dataset.vision_frame import VisionFrame
+    from ai4va_fg_dataset.core.vision_frame import VisionFrame
     from trl_rarl.trainer import RARLTrainer
 
     processor = AutoProcessor.from_pretrained(tiny_model, padding_side="left")
@@ -171,7 +171,7 @@ def test_crops_rolled_back_for_length_earn_no_tool_reward(tiny_model, dataset_di
     result back; the crop was never seen, so it earns no IoU / count reward and is logged as undelivered."""
     from transformers import AutoProcessor
 
-    from ai4va_fg_dataset.vision_frame import VisionFrame
+    from ai4va_fg_dataset.core.vision_frame import VisionFrame
     from trl_rarl.trainer import RARLTrainer
 
     processor = AutoProcessor.from_pretrained(tiny_model, padding_side="left")
@@ -247,8 +247,8 @@ def test_zoom_environment_contract():
     import numpy as np
     from transformers.utils import get_json_schema
 
-    from ai4va_fg_dataset.prompts import zoom_tool_schema
-    from ai4va_fg_dataset.vision_frame import VisionFrame
+    from ai4va_fg_dataset.core.prompts import zoom_tool_schema
+    from ai4va_fg_dataset.core.vision_frame import VisionFrame
     from trl_rarl.environment import ZoomEnvironment
 
     schema = get_json_schema(ZoomEnvironment.image_zoom_in_tool)["function"]
@@ -281,7 +281,7 @@ def test_zoom_environment_contract():
 def test_calls_rolled_back_by_trl_are_dropped_before_scoring():
     """TRL removes the tool messages of a turn that would overflow max_completion_length after running the
     tool; those crops were never seen, so they leave the environment's records (and the rewards)."""
-    from ai4va_fg_dataset.vision_frame import VisionFrame
+    from ai4va_fg_dataset.core.vision_frame import VisionFrame
     from trl_rarl.environment import ZoomEnvironment
 
     env = ZoomEnvironment(VisionFrame(14, 2, 3136, 12544), min_size=28, max_calls=None)

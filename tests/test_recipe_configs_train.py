@@ -135,7 +135,7 @@ def _flags(overrides: dict, fill: dict) -> list[str]:
 def all_tasks_dataset(tmp_path_factory):
     """The trainer tests' samples plus Character Identification and Panel Understanding rows (open answers),
     so every task a config trains on has rows."""
-    from ai4va_fg_dataset.export import write_dataset
+    from ai4va_fg_dataset.build.export import write_dataset
     from ai4va_fg_dataset.schema import Sample
 
     samples = make_samples()

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from ai4va_fg_dataset.splits import assign_splits, split_counts
+from ai4va_fg_dataset.build.splits import assign_splits, split_counts
 
 
 def _ids():

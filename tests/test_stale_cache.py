@@ -16,8 +16,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from ai4va_fg_dataset.dataset_card import CardInfo
-from ai4va_fg_dataset.export import read_manifest, write_dataset
+from ai4va_fg_dataset.build.dataset_card import CardInfo
+from ai4va_fg_dataset.build.export import read_manifest, write_dataset
 from ai4va_fg_dataset.schema import Sample
 
 PAGES = [f"acbf/book/{i}" for i in range(4)]

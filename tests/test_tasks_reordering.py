@@ -15,7 +15,7 @@ from shared_data import DEMO_DATA as DATA
 
 from ai4va_fg_dataset.adapters import load_source
 from ai4va_fg_dataset.errors import BadRecordLog
-from ai4va_fg_dataset.geometry import crop_image
+from ai4va_fg_dataset.core.geometry import crop_image
 from ai4va_fg_dataset.marks import marker_radius
 from ai4va_fg_dataset.schema import CHOICE_LETTERS, MARKER_COLOR
 from ai4va_fg_dataset.tasks.dialog_reordering import DialogReorderingGenerator

@@ -63,7 +63,7 @@ def test_loads_renders_tools_and_generates(tiny):
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from ai4va_fg_dataset.prompts import zoom_tool_schema
+    from ai4va_fg_dataset.core.prompts import zoom_tool_schema
 
     processor = AutoProcessor.from_pretrained(tiny)
     model = AutoModelForImageTextToText.from_pretrained(tiny)
@@ -104,7 +104,7 @@ def test_agent_tool_response_renders_like_a_tool_message(tiny):
     from PIL import Image
     from transformers import AutoProcessor
 
-    from ai4va_fg_dataset.zoom_tool import ZoomTool
+    from ai4va_fg_dataset.core.zoom_tool import ZoomTool
     from lmms_eval_tasks.models.zoom_agent import tool_response_message
 
     processor = AutoProcessor.from_pretrained(tiny)

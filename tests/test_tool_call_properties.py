@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ai4va_fg_dataset import zoom_tool as Z
-from ai4va_fg_dataset.zoom_tool import ToolCall, ToolCallError, ZoomTool, parse_tool_calls
+from ai4va_fg_dataset.core import tool_calls as Z
+from ai4va_fg_dataset.core.zoom_tool import ToolCall, ToolCallError, ZoomTool, parse_tool_calls
 from trl_rarl import rewards as R
 from trl_rarl.environment import ZoomEnvironment
 from trl_rarl.metrics import zoom_metrics
@@ -301,7 +301,7 @@ def test_one_verdict_for_parser_tool_environment_and_rewards(box, label):
 _TIMING = textwrap.dedent("""
     import json, sys, time
     from trl_rarl import rewards as R
-    from ai4va_fg_dataset.zoom_tool import parse_tool_calls
+    from ai4va_fg_dataset.core.tool_calls import parse_tool_calls
     patterns = {
         "unclosed tool_call": "<tool_call>",
         "unclosed answer": "<answer>",

@@ -12,7 +12,7 @@ from local_http import LocalServer, read_body, send_bytes, send_json
 from PIL import Image
 from shared_data import tiny_panel_coco
 
-from ai4va_fg_dataset.vlm_client import GeminiClient, OpenAIClient, VLMClient, image_to_data_url, make_client
+from ai4va_fg_dataset.core.llm import GeminiClient, OpenAIClient, VLMClient, image_to_data_url, make_client
 
 
 class FakeChatServer(LocalServer):

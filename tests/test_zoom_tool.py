@@ -1,4 +1,4 @@
-"""The zoom tool: tool-call parsing and pixel-exact crops (ai4va_fg_dataset/zoom_tool.py)."""
+"""The zoom tool: tool-call parsing and pixel-exact crops (ai4va_fg_dataset/core/zoom_tool.py)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ai4va_fg_dataset.zoom_tool import (
+from ai4va_fg_dataset.core.zoom_tool import (
     ToolCall,
     ToolCallError,
     ZoomTool,

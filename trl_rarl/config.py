@@ -33,7 +33,7 @@ class RARLConfig(GRPOConfig):
         > Parameters that control the rollout and the zoom tool
 
         prompt_mode (`str`, *optional*, defaults to `"tool"`):
-            Prompt mode of `ai4va_fg_dataset.prompts.build_prompt` (`"direct"`, `"think"` or `"tool"`).
+            Prompt mode of `ai4va_fg_dataset.core.prompts.build_prompt` (`"direct"`, `"think"` or `"tool"`).
         max_turns (`int`, *optional*, defaults to `5`):
             Maximum assistant turns per rollout; sets `max_tool_calling_iterations = max_turns - 1` when that is
             unset.
@@ -44,7 +44,7 @@ class RARLConfig(GRPOConfig):
         zoom_max_aspect_ratio (`float`, *optional*, defaults to `100.0`):
             Crops with a longer/shorter side ratio above this are rejected.
         use_tool_chat_template (`bool`, *optional*, defaults to `True`):
-            Install the Qwen2.5-VL tool-calling chat template (`ai4va_fg_dataset/templates/qwen2_5_vl_tool.jinja`) on the
+            Install the Qwen2.5-VL tool-calling chat template (`ai4va_fg_dataset/core/templates/qwen2_5_vl_tool.jinja`) on the
             processor, so crops returned by the tool reach the model.
         info_gap_max_pixels (`int` or `None`, *optional*, defaults to `None`):
             Information gap ("Learning to Focus", method.md section 5): downsample the page the model sees to at
@@ -67,7 +67,7 @@ class RARLConfig(GRPOConfig):
         grounding_tau (`float`, *optional*, defaults to `0.9`):
             Coverage threshold of the grounding reward.
         judge_provider (`str` or `None`, *optional*, defaults to `None`):
-            Provider of the LLM judge for open-ended answers (`ai4va_fg_dataset.vlm_client.make_client`); `None`
+            Provider of the LLM judge for open-ended answers (`ai4va_fg_dataset.core.llm.make_client`); `None`
             scores open answers by normalised string match.
         judge_model (`str` or `None`, *optional*, defaults to `None`):
             Judge model name.
@@ -110,7 +110,7 @@ class RARLConfig(GRPOConfig):
     )
     use_tool_chat_template: bool = field(
         default=True,
-        metadata={"help": "Install the Qwen2.5-VL tool-calling chat template (ai4va_fg_dataset/templates) on the processor."},
+        metadata={"help": "Install the Qwen2.5-VL tool-calling chat template (ai4va_fg_dataset/core/templates) on the processor."},
     )
     info_gap_max_pixels: int | None = field(
         default=None,

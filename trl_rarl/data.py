@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Sequence
 
-from ai4va_fg_dataset.prompts import build_prompt
+from ai4va_fg_dataset.core.prompts import build_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def to_grpo_dataset(dataset, mode: str = "tool", info_gap_max_pixels: int | None
 
     Args:
         dataset: AI4VA-FG rows (``datasets.Dataset``).
-        mode: prompt mode of :func:`ai4va_fg_dataset.prompts.build_prompt`.
+        mode: prompt mode of :func:`ai4va_fg_dataset.core.prompts.build_prompt`.
         info_gap_max_pixels: downsample ``image`` to at most this many pixels, keeping the original in
             ``image_full`` (the zoom environment crops from it). ``None``: unchanged.
     """
@@ -71,7 +71,7 @@ def to_grpo_dataset(dataset, mode: str = "tool", info_gap_max_pixels: int | None
     if info_gap_max_pixels:
         from datasets import Image as ImageFeature
 
-        from ai4va_fg_dataset.export import decode_image
+        from ai4va_fg_dataset.core.images import decode_image
 
         from .environment import downsample_to_pixels
 

@@ -3,12 +3,12 @@
 TRL creates one :class:`ZoomEnvironment` per rollout, calls ``reset(**row)`` with the dataset row
 (``image``, ``bboxes``, ``width``, ``height``, ...) and exposes the public method
 ``image_zoom_in_tool`` to the model as a tool. A call crops the page with
-:class:`ai4va_fg_dataset.zoom_tool.ZoomTool` (boxes in the frame the model sees, Qwen2.5-VL's resized
+:class:`ai4va_fg_dataset.core.zoom_tool.ZoomTool` (boxes in the frame the model sees, Qwen2.5-VL's resized
 image, mapped back to original pixels) and returns the crop as an image content block, which TRL
 appends to the next turn and to the forward pass. Every call is recorded on the environment
 (``env.tool.calls``) for the tool rewards and the zoom metrics.
 
-The arguments TRL passes are checked by :func:`ai4va_fg_dataset.zoom_tool.validate_arguments`, the
+The arguments TRL passes are checked by :func:`ai4va_fg_dataset.core.zoom_tool.validate_arguments`, the
 validator behind the parser that ``format_reward`` and the tool rewards use: a call the format
 reward calls malformed (a string ``bbox_2d`` such as ``"1289"``, a non-finite or absurd coordinate, a
 non-string label) is malformed here too. It crops nothing, so it earns no tool reward, the model
@@ -23,9 +23,9 @@ from typing import Any
 
 from PIL import Image
 
-from ai4va_fg_dataset.export import decode_image
-from ai4va_fg_dataset.vision_frame import VisionFrame
-from ai4va_fg_dataset.zoom_tool import ZoomResult, ZoomTool
+from ai4va_fg_dataset.core.images import decode_image
+from ai4va_fg_dataset.core.vision_frame import VisionFrame
+from ai4va_fg_dataset.core.zoom_tool import ZoomResult, ZoomTool
 
 
 class ZoomEnvironment:
@@ -33,7 +33,7 @@ class ZoomEnvironment:
 
     Args:
         frame: the processor's :class:`VisionFrame` (maps boxes from the model's frame; counts crop tokens).
-        min_size, max_aspect_ratio, max_calls: passed to :class:`~ai4va_fg_dataset.zoom_tool.ZoomTool`.
+        min_size, max_aspect_ratio, max_calls: passed to :class:`~ai4va_fg_dataset.core.zoom_tool.ZoomTool`.
     """
 
     def __init__(
@@ -147,7 +147,7 @@ class ZoomEnvironment:
 
     @property
     def calls(self):
-        """The :class:`~ai4va_fg_dataset.zoom_tool.ZoomCallRecord` list of this rollout (empty before a call)."""
+        """The :class:`~ai4va_fg_dataset.core.zoom_tool.ZoomCallRecord` list of this rollout (empty before a call)."""
         return self.tool.calls if self.tool is not None else []
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ai4va_fg_dataset import geometry
+from ai4va_fg_dataset.core import geometry
 
 from .rewards import count_parse_failures
 

@@ -19,7 +19,7 @@ the configured list.
 
 Robustness guarantees (one bad rollout must not kill a training run):
 
-* tool calls are read by :func:`ai4va_fg_dataset.zoom_tool.parse_tool_calls`, the parser and
+* tool calls are read by :func:`ai4va_fg_dataset.core.zoom_tool.parse_tool_calls`, the parser and
   validator the zoom tool, the environment and the eval agent use: one verdict on what is malformed;
   it is linear in the completion length and bounded (see its module docstring);
 * every reward is computed in linear time (no regex rescans from each unclosed tag) and is a finite
@@ -40,10 +40,10 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ai4va_fg_dataset import geometry
-from ai4va_fg_dataset.schema import CHOICE_LETTERS
-from ai4va_fg_dataset.tags import tag_contents
-from ai4va_fg_dataset.zoom_tool import CLOSE_TAG, OPEN_TAG, ToolCallError, parse_tool_calls
+from ai4va_fg_dataset.core import geometry
+from ai4va_fg_dataset.core.prompts import CHOICE_LETTERS
+from ai4va_fg_dataset.core.tags import tag_contents
+from ai4va_fg_dataset.core.tool_calls import CLOSE_TAG, OPEN_TAG, ToolCallError, parse_tool_calls
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _message_text(message: dict) -> str:
 def _answer_spans(text: str) -> list[str]:
     """The texts of ``<answer>...</answer>`` pairs, as ``re.findall(r"<answer>(.*?)</answer>", text, re.S)``
     gives them, in one linear scan (the regex rescans from every unclosed tag: quadratic). Exact-case
-    tags; the scan is :func:`ai4va_fg_dataset.tags.tag_contents`, the one the eval's answer extraction uses."""
+    tags; the scan is :func:`ai4va_fg_dataset.core.tags.tag_contents`, the one the eval's answer extraction uses."""
     return tag_contents(text, "answer")
 
 
@@ -303,7 +303,7 @@ def tool_iou_score(pred: Sequence[Sequence[float]], gt: Sequence[Sequence[float]
     """R_tool_acc (method.md section 4): ``(1/sqrt(m)) * sum_i IoU(box_i, matched GT)``.
 
     Predicted boxes (``m`` executed crops, original pixels) are matched one-to-one to GT boxes with
-    :func:`~ai4va_fg_dataset.geometry.match_boxes` (Hungarian, max total IoU); unmatched crops score 0.
+    :func:`~ai4va_fg_dataset.core.geometry.match_boxes` (Hungarian, max total IoU); unmatched crops score 0.
     0 when ``m == 0`` or there is no GT box.
     """
     m = len(pred)
@@ -446,7 +446,7 @@ def make_llm_judge(client) -> Callable[[str, str, str], float]:
     """An LLM judge for open-ended accuracy (Panel Understanding, method.md section 3).
 
     Args:
-        client: anything with ``generate(prompt, images) -> str`` (``ai4va_fg_dataset.vlm_client.make_client``).
+        client: anything with ``generate(prompt, images) -> str`` (``ai4va_fg_dataset.core.llm.make_client``).
 
     Returns:
         ``judge(question, reference, prediction)``: 1.0 for the reply ``yes``, 0.0 for ``no``; the only

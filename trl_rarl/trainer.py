@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import torch
 from trl import GRPOTrainer
 
-from ai4va_fg_dataset.chat_template import install_tool_chat_template
+from ai4va_fg_dataset.core.chat_template import install_tool_chat_template
 
 from .config import RARLConfig
 from .environment import zoom_environment_factory

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
-from ..geometry import parse_points
+from ..core.geometry import parse_points
 from ..page import Balloon, Page, Panel, containing_panel
 from .base import Adapter, check_unique_ids, checked_polygon, image_size, slug
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
-from ..geometry import BBox, GeometryError, Polygon, check_inside, polygon_bbox
+from ..core.geometry import BBox, GeometryError, Polygon, check_inside, polygon_bbox
 from ..page import Page
 from ..schema import TASKS
 
@@ -197,7 +197,7 @@ def checked_box(
 
     Returns the box clipped to the image, or ``None`` after ``log.report`` for a NaN, inverted,
     zero-area, malformed or outside box (beyond :func:`edge_tolerance`;
-    :class:`~ai4va_fg_dataset.geometry.GeometryError`).
+    :class:`~ai4va_fg_dataset.core.geometry.GeometryError`).
     """
     try:
         return check_inside(box_fn(), width, height, where="bbox", tolerance=edge_tolerance(width, height))

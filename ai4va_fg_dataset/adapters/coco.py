@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
-from ..geometry import GeometryError, Polygon, polygon_area, polygon_bbox, polygon_from_flat, xywh_to_xyxy
+from ..core.geometry import GeometryError, Polygon, polygon_area, polygon_bbox, polygon_from_flat, xywh_to_xyxy
 from ..page import Balloon, Entity, Page, Panel, containing_panel
 from .base import Adapter, check_unique_ids, checked_box, image_size, load_json, short_repr, slug
 

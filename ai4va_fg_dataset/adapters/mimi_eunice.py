@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
-from ..geometry import as_bbox
+from ..core.geometry import as_bbox
 from ..page import Balloon, Page
 from .base import Adapter, check_unique_ids, checked_box, image_size, slug
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import AnnotationError, BadRecordLog
-from ..geometry import xywh_to_xyxy
+from ..core.geometry import xywh_to_xyxy
 from ..page import Balloon, Page, Panel, containing_panel
 from .base import Adapter, check_unique_ids, checked_box, image_size, load_json, short_repr, slug
 

@@ -14,7 +14,7 @@ import random
 
 from PIL import Image, ImageDraw
 
-from ..geometry import crop_image
+from ..core.geometry import crop_image
 from ..marks import blank_region, draw_marks, marker_position
 from ..page import Page
 from ..schema import Sample

@@ -2,7 +2,7 @@
 
 For every panel of a page, in reading order (:func:`~ai4va_fg_dataset.reading_order.reading_order`
 in the page's direction), the panel is cropped and sent to a VLM client
-(:mod:`ai4va_fg_dataset.vlm_client`, the paper used Gemini-2.5-flash) with :data:`PROMPT`: describe
+(:mod:`ai4va_fg_dataset.core.llm`, the paper used Gemini-2.5-flash) with :data:`PROMPT`: describe
 the characters, actions and notable elements, then write N objective VQA pairs, no OCR-style
 questions, in a ``Caption:`` / ``Question:`` / ``Answer:`` layout. The reply is parsed by
 :func:`parse_qa`; each pair becomes a sample whose question starts with the panel's position in
@@ -20,7 +20,7 @@ import logging
 import random
 import re
 
-from ..geometry import crop_image
+from ..core.geometry import crop_image
 from ..page import Page
 from ..reading_order import describe_positions, reading_order
 from ..schema import Sample
@@ -102,7 +102,7 @@ class PanelUnderstandingGenerator(TaskGenerator):
     """Samples: one per parsed QA pair; question = position in words + VLM question; answer open.
 
     Args:
-        client: a :class:`~ai4va_fg_dataset.vlm_client.VLMClient`; ``None``: every page is skipped
+        client: a :class:`~ai4va_fg_dataset.core.llm.VLMClient`; ``None``: every page is skipped
             with "no VLM client configured (--pu-provider)".
         questions: QA pairs asked per panel (``{n}`` of :data:`PROMPT`); extra pairs in a reply
             are dropped.

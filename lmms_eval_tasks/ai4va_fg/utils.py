@@ -1,8 +1,8 @@
 """lmms-eval hooks of the AI4VA-FG tasks (method.md section 3).
 
 lmms-eval loads this file by path for every ``!function utils.<name>`` in the task YAMLs, so it
-stays thin: prompts come from :mod:`ai4va_fg_dataset.prompts` (the wording training uses),
-scoring from :mod:`lmms_eval_tasks.scoring`, crops from :mod:`ai4va_fg_dataset.geometry`.
+stays thin: prompts come from :mod:`ai4va_fg_dataset.core.prompts` (the wording training uses),
+scoring from :mod:`lmms_eval_tasks.scoring`, crops from :mod:`ai4va_fg_dataset.core.geometry`.
 
 Hooks (lmms-eval conventions, one set for the whole benchmark since all tasks share the schema):
 
@@ -19,9 +19,9 @@ Hooks (lmms-eval conventions, one set for the whole benchmark since all tasks sh
 
 from __future__ import annotations
 
-from ai4va_fg_dataset.export import decode_image
-from ai4va_fg_dataset.geometry import crop_image, expand_to_min_size, union_bbox
-from ai4va_fg_dataset.prompts import build_prompt
+from ai4va_fg_dataset.core.images import decode_image
+from ai4va_fg_dataset.core.geometry import crop_image, expand_to_min_size, union_bbox
+from ai4va_fg_dataset.core.prompts import build_prompt
 from lmms_eval_tasks import scoring, zoom_stats
 
 MIN_CROP = 28.0

@@ -3,7 +3,7 @@
 An lmms-eval chat model that runs a real conversation per sample: the model sees the page, may
 write ``<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [...]}}</tool_call>``,
 the call is executed by the project's crop executor
-(:class:`ai4va_fg_dataset.zoom_tool.ZoomTool`, the one RARL training uses: boxes in the frame the
+(:class:`ai4va_fg_dataset.core.zoom_tool.ZoomTool`, the one RARL training uses: boxes in the frame the
 model sees are mapped back to page pixels, clamped, grown to 28 px, recorded) and the crop comes back
 as a new image in the next user turn, for up to ``max_turns`` assistant turns. The sample's output
 is a :mod:`lmms_eval_tasks.trajectory` JSON record (turns, tool calls, executed crops) from which the
@@ -50,9 +50,9 @@ from typing import Any
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
-from ai4va_fg_dataset.export import decode_image
-from ai4va_fg_dataset.prompts import zoom_tool_schema
-from ai4va_fg_dataset.zoom_tool import ZoomTool, parse_tool_calls
+from ai4va_fg_dataset.core.images import decode_image
+from ai4va_fg_dataset.core.prompts import zoom_tool_schema
+from ai4va_fg_dataset.core.zoom_tool import ZoomTool, parse_tool_calls
 from lmms_eval_tasks.trajectory import Trajectory
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def tool_response_message(results: list) -> tuple[dict, list[Any]]:
     """The user turn carrying the results of one assistant turn's zoom calls.
 
     Args:
-        results: :class:`ai4va_fg_dataset.zoom_tool.ZoomResult` objects, in call order.
+        results: :class:`ai4va_fg_dataset.core.zoom_tool.ZoomResult` objects, in call order.
 
     Returns:
         ``(message, images)``: content ``<tool_response>\\n[image]text\\n</tool_response>`` per call
@@ -229,14 +229,14 @@ class ZoomAgent(lmms):
         if chat_template == "model":
             return None
         if chat_template == "tool":
-            from ai4va_fg_dataset.chat_template import tool_chat_template
+            from ai4va_fg_dataset.core.chat_template import tool_chat_template
 
             return tool_chat_template()
         with open(chat_template, encoding="utf-8") as f:
             return f.read()
 
     def _vision_frame(self, min_pixels, max_pixels):
-        from ai4va_fg_dataset.vision_frame import VisionFrame
+        from ai4va_fg_dataset.core.vision_frame import VisionFrame
 
         if self.coords != "qwen":
             return None

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ai4va_fg_dataset.atomic_dir import replacing_file
+from ai4va_fg_dataset.core.atomic_dir import replacing_file
 
 REPO = Path(__file__).resolve().parents[2]
 

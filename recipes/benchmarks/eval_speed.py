@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from ai4va_fg_dataset.atomic_dir import replacing_file
+from ai4va_fg_dataset.core.atomic_dir import replacing_file
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -89,7 +89,7 @@ def run_cpu(model_dir: str, samples: int, tokens: int, repeats: int) -> dict:
     """Direct vs agentic samples/s of the tiny model on CPU (see the module docstring)."""
     import torch
 
-    from ai4va_fg_dataset.prompts import build_prompt
+    from ai4va_fg_dataset.core.prompts import build_prompt
     from lmms_eval_tasks.models.zoom_agent import ZoomAgent
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))

@@ -39,7 +39,7 @@ def make_dataset(out: Path, n: int = 16) -> str:
     """``n`` single-task pages (1000x1400, one marked box) written with the project's exporter."""
     from PIL import Image, ImageDraw
 
-    from ai4va_fg_dataset.export import write_dataset
+    from ai4va_fg_dataset.build.export import write_dataset
     from ai4va_fg_dataset.schema import Sample
 
     samples = []
@@ -60,7 +60,7 @@ def bench_crop_reward(n: int = 2000) -> float:
     """Mean milliseconds for one zoom call (map, clamp, crop) plus the tool IoU, tool count and format rewards."""
     from PIL import Image
 
-    from ai4va_fg_dataset.zoom_tool import ZoomTool
+    from ai4va_fg_dataset.core.zoom_tool import ZoomTool
     from trl_rarl.rewards import format_score, tool_count_score, tool_iou_score
 
     page = Image.new("RGB", PAGE, "white")
@@ -84,8 +84,8 @@ def run_trainer(kind: str, model: str, data: str, args) -> dict:
     from transformers import AutoProcessor
     from trl import GRPOConfig, GRPOTrainer
 
-    from ai4va_fg_dataset.chat_template import install_tool_chat_template
-    from ai4va_fg_dataset.vision_frame import VisionFrame
+    from ai4va_fg_dataset.core.chat_template import install_tool_chat_template
+    from ai4va_fg_dataset.core.vision_frame import VisionFrame
     from trl_rarl.config import RARLConfig
     from trl_rarl.data import load_tasks, to_grpo_dataset
     from trl_rarl.rewards import grpo_reward_funcs

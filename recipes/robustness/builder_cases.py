@@ -316,7 +316,7 @@ def out_read_only(work: Path):
 
 KILL_IN_STAGING = """
 import os, signal, sys
-import ai4va_fg_dataset.build as b
+import ai4va_fg_dataset.build.pipeline as b
 real = b.write_dataset
 def write_then_die(samples, out_dir, **kw):
     real(samples, out_dir, **kw)

@@ -4,7 +4,7 @@
 Classification (see :mod:`cases`):
 
 * parser / zoom tool / rewards: a hostile completion or tool argument must come back as a malformed call
-  (:class:`~ai4va_fg_dataset.zoom_tool.ToolCallError`, or a rejected :class:`ZoomTool` call with
+  (:class:`~ai4va_fg_dataset.core.zoom_tool.ToolCallError`, or a rejected :class:`ZoomTool` call with
   ``record.malformed``) with zero format and tool reward: ``HANDLED``. Accepted as a call, cropped, or
   rewarded: ``SILENTLY_WRONG``. An exception escaping: ``TRACEBACK`` (the runner). Slower than the
   linear bound: ``HANG``;
@@ -76,7 +76,7 @@ def _malformed_completion(text: str, needle: str, time_limit: float = 5.0) -> Ca
     """Case: ``text`` (a completion) must give only malformed calls, format reward 0, finite rewards."""
 
     def run(workdir: Path):
-        from ai4va_fg_dataset.zoom_tool import ToolCall, parse_tool_calls
+        from ai4va_fg_dataset.core.tool_calls import ToolCall, parse_tool_calls
         from trl_rarl import rewards as R
 
         t = time.perf_counter()
@@ -103,7 +103,7 @@ def _linear(unit: str, label: str) -> Callable[[Path], Outcome]:
     """Case: 1 MB of ``unit`` repeated through every reward must cost about 10x 100 kB (not 100x)."""
 
     def run(workdir: Path):
-        from ai4va_fg_dataset.zoom_tool import parse_tool_calls
+        from ai4va_fg_dataset.core.tool_calls import parse_tool_calls
         from trl_rarl import rewards as R
 
         times = []
@@ -132,7 +132,7 @@ def _zoom_tool_box(box, label=None) -> Callable[[Path], Outcome]:
     def run(workdir: Path):
         from PIL import Image
 
-        from ai4va_fg_dataset.zoom_tool import ZoomTool
+        from ai4va_fg_dataset.core.zoom_tool import ZoomTool
 
         tool = ZoomTool(Image.new("RGB", (100, 100)))
         res = tool(box, label)
@@ -151,7 +151,7 @@ def _same_verdict(args: dict) -> Callable[[Path], Outcome]:
     def run(workdir: Path):
         from PIL import Image
 
-        from ai4va_fg_dataset.zoom_tool import ToolCallError, parse_tool_calls
+        from ai4va_fg_dataset.core.tool_calls import ToolCallError, parse_tool_calls
         from trl_rarl.environment import ZoomEnvironment
 
         parsed = parse_tool_calls(f'<tool_call>{json.dumps({"name": TOOL, "arguments": args})}</tool_call>')
@@ -190,7 +190,7 @@ def _fuzz(workdir: Path):
     """2000 seeded random completions from tag / JSON fragments: no exception, finite rewards."""
     from PIL import Image
 
-    from ai4va_fg_dataset.zoom_tool import ToolCall, ZoomTool, parse_tool_calls
+    from ai4va_fg_dataset.core.zoom_tool import ToolCall, ZoomTool, parse_tool_calls
 
     fragments = ["<tool_call>", "</tool_call>", "<think>", "</think>", "<answer>", "</answer>", "{", "}", "[", "]",
                  '"', ":", ",", "\\", '"name"', '"arguments"', '"bbox_2d"', f'"{TOOL}"', "0", "12", "1e999", "NaN",
@@ -216,7 +216,7 @@ def _agent_step(workdir: Path):
     """The eval agent's turn step on hostile output: one rejected call, no crop, no exception."""
     from PIL import Image
 
-    from ai4va_fg_dataset.zoom_tool import ZoomTool
+    from ai4va_fg_dataset.core.zoom_tool import ZoomTool
     from lmms_eval_tasks.models.zoom_agent import ZoomAgent, _Conversation
 
     agent = object.__new__(ZoomAgent)
@@ -465,7 +465,7 @@ def _deep(n: int) -> list:
 
 
 def _many_calls():
-    from ai4va_fg_dataset.zoom_tool import MAX_CALLS_PER_TEXT, ToolCall, ToolCallError, parse_tool_calls
+    from ai4va_fg_dataset.core.tool_calls import MAX_CALLS_PER_TEXT, ToolCall, ToolCallError, parse_tool_calls
 
     block = _zoom_text("[0, 0, 5, 5]")
     calls = parse_tool_calls(block * 10_000)

@@ -2,7 +2,7 @@
 
 The developer guide's rule "results written atomically (temp file/folder, then ``os.replace``)" in
 one place. Folders (:func:`replacing_dir`): the dataset export
-(:func:`ai4va_fg_dataset.export.staging_dir`), the lmms-eval task overlay
+(:func:`ai4va_fg_dataset.build.export.staging_dir`), the lmms-eval task overlay
 (``lmms_eval_tasks.path.write_overlay``) and the tiny test checkpoint (``recipes/make_tiny_model.py``).
 Files (:func:`replacing_file`): the synthetic annotations, the contact sheet, the report tables and
 chart, the judge cache, distilled trajectories and benchmark figures. A reader of the destination sees
@@ -78,7 +78,7 @@ def replacing_dir(out: str | os.PathLike, *, mode: int = 0o755, marker: str | No
 
     Args:
         out: the destination folder; its parent is created. An existing ``out`` is replaced whole
-            (the caller decides whether it may be: see :func:`ai4va_fg_dataset.export.check_output_dir`).
+            (the caller decides whether it may be: see :func:`ai4va_fg_dataset.build.export.check_output_dir`).
         mode: permission bits of the new folder (``tempfile.mkdtemp`` makes it ``0o700``).
         marker: file name of the ownership marker put (and locked) in the temporary folder and in the
             folder the old ``out`` is moved aside to, for :func:`remove_stale_dirs`; it is deleted from

@@ -25,10 +25,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ai4va_fg_dataset.schema import CHOICE_LETTERS
-from ai4va_fg_dataset.tags import TagBlock, tag_blocks
+from .prompts import CHOICE_LETTERS
+from .tags import TagBlock, tag_blocks
 
-# Blocks are found by ai4va_fg_dataset.tags.tag_blocks, one forward scan: the regexes it replaces,
+# Blocks are found by ai4va_fg_dataset.core.tags.tag_blocks, one forward scan: the regexes it replaces,
 # r"<think>.*?</think>", r"<(tool_call|tool_response)>.*?</\1>" and r"<answer>(.*?)</answer>" (DOTALL,
 # IGNORECASE), rescan the rest of the text from every unclosed tag (quadratic). The two patterns
 # below are linear: their first match runs to the end of the text.

@@ -22,7 +22,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from .schema import SPLITS
+from ..schema import SPLITS
 
 DEFAULT_RATIOS: tuple[float, float, float] = (0.8, 0.1, 0.1)
 """Fractions of pages in train, validation and test."""

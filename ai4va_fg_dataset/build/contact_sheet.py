@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .atomic_dir import replacing_file
-from .export import decode_image
-from .schema import CHOICE_LETTERS, TASKS, Sample
+from ..core.atomic_dir import replacing_file
+from ..core.images import decode_image
+from ..schema import CHOICE_LETTERS, TASKS, Sample
 
 COLUMNS = 4
 """Cells per row."""

@@ -1,22 +1,18 @@
-"""The ``image_zoom_in_tool``: parse tool calls and execute crops (method.md sections 3-5).
+"""The one parser of ``<tool_call>`` blocks and the one validator of ``image_zoom_in_tool`` arguments.
 
-Shared by the agentic evaluation (lmms-eval tool mode) and RARL training, so a crop in an
-evaluation table is the crop the trainer rewarded. Pure PIL + :mod:`.geometry`; no transformers or
-TRL import.
+Shared by the agentic evaluation (lmms-eval tool mode), the RARL environment and rewards, the
+judge and the report (:func:`loads_bounded`), so every consumer reaches the same verdict on the same
+text. Pure standard library; never raises on model output.
 
 * :func:`parse_tool_calls` reads Hermes/Qwen ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``
   blocks from a completion and never raises: malformed JSON, a wrong tool name, wrong or missing
   argument names, a non-numeric box or an unclosed (truncated) block come back as
   :class:`ToolCallError` with a reason.
 * :func:`validate_call` / :func:`validate_arguments` are the **one** validator of a call's content:
-  the parser, :class:`ZoomTool` (so the RARL environment, whose tool method calls it, and the eval
-  agent) and the format / tool rewards all reach the same verdict on the same arguments.
-* :class:`ZoomTool` executes calls on one page: maps ``bbox_2d`` from the frame the model sees (e.g.
-  Qwen2.5-VL's resized image) to original pixels, clamps it to the image, grows it to a minimum size,
-  rejects malformed arguments (the validator's reason, ``record.malformed``), inverted / zero-area /
-  out-of-image boxes, extreme aspect ratios and calls past the limit with a structured error result
-  (never an exception), crops, and records every call in :attr:`ZoomTool.calls` for rewards (tool
-  count, IoU, coverage) and metrics.
+  the parser, :class:`ai4va_fg_dataset.core.zoom_tool.ZoomTool` and the format / tool rewards all
+  reach the same verdict on the same arguments.
+* :func:`loads_bounded` is the bounded JSON reader (depth, number length) used for every piece of
+  model- or file-controlled JSON.
 
 Limits (the parser cannot raise or stall; every limit below is a malformed call, not an exception):
 
@@ -44,10 +40,9 @@ import logging
 import math
 import numbers
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from . import geometry
 
 logger = logging.getLogger(__name__)
 
@@ -365,181 +360,3 @@ def parse_tool_calls(text: str) -> list[ToolCall | ToolCallError]:
     return results
 
 
-@dataclass
-class ZoomCallRecord:
-    """One executed (or rejected) zoom call, as kept in :attr:`ZoomTool.calls`.
-
-    Attributes:
-        requested: the box as given, in the model's frame (``None`` when the call was malformed).
-        label: the optional label.
-        executed: the box actually cropped, in original image pixels (whole pixels), or ``None``
-            when the call was rejected.
-        ok: whether a crop was returned.
-        error: the reason for rejection, ``None`` when ``ok``.
-        crop_size: ``(width, height)`` of the crop in pixels, ``None`` when rejected.
-        clamped: the requested box reached outside the image and was clamped.
-        expanded: the box was grown to the minimum size.
-        malformed: the call's arguments failed :func:`validate_arguments` (``error`` is its reason),
-            as opposed to a well-formed box the executor rejected (inverted, outside the image...).
-    """
-
-    requested: tuple[float, ...] | None
-    label: str | None
-    executed: geometry.BBox | None = None
-    ok: bool = False
-    error: str | None = None
-    crop_size: tuple[int, int] | None = None
-    clamped: bool = False
-    expanded: bool = False
-    malformed: bool = False
-
-
-@dataclass
-class ZoomResult:
-    """What a zoom call returns: the crop or an error, plus its :class:`ZoomCallRecord`."""
-
-    ok: bool
-    record: ZoomCallRecord
-    image: Any = None  # PIL.Image.Image when ok
-
-    @property
-    def error(self) -> str | None:
-        """The rejection reason (``None`` when ``ok``)."""
-        return self.record.error
-
-    def text(self) -> str:
-        """A short text for the tool message: the crop box in original pixels, or the error."""
-        if self.ok:
-            x1, y1, x2, y2 = (int(v) for v in self.record.executed)  # type: ignore[union-attr]
-            return f"Zoomed in on [{x1}, {y1}, {x2}, {y2}] of the original page."
-        return f"Error: {self.record.error}"
-
-
-@dataclass
-class ZoomTool:
-    """Executes ``image_zoom_in_tool`` calls on one page image and records them.
-
-    Args:
-        image: the page (``PIL.Image.Image``), original resolution.
-        model_frame_size: ``(width, height)`` of the image as the model sees it (Qwen2.5-VL's
-            resized input); boxes are mapped from that frame to original pixels with
-            :func:`.geometry.scale_bbox`. ``None``: the model sees original pixels.
-        min_size: minimum crop side in original pixels (boxes are grown around their centre).
-        max_aspect_ratio: largest allowed ``long side / short side`` of the crop (Qwen2.5-VL's
-            processor refuses ratios above 200); larger is rejected.
-        max_calls: maximum number of calls (accepted or rejected) per page; ``None`` = no limit.
-
-    Raises:
-        ValueError: a non-positive or non-finite ``min_size``, a ``max_aspect_ratio`` below 1 or NaN, a
-            negative ``max_calls`` or a non-positive frame size.
-    """
-
-    image: Any
-    model_frame_size: tuple[int, int] | None = None
-    min_size: float = 28.0
-    max_aspect_ratio: float = 100.0
-    max_calls: int | None = None
-    calls: list[ZoomCallRecord] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.min_size) and self.min_size > 0) or not self.max_aspect_ratio >= 1:
-            raise ValueError(
-                f"ZoomTool: min_size={self.min_size!r} must be > 0 and max_aspect_ratio={self.max_aspect_ratio!r} >= 1"
-            )
-        if self.max_calls is not None and self.max_calls < 0:
-            raise ValueError(f"ZoomTool: max_calls={self.max_calls!r} must be >= 0 or None")
-        if self.model_frame_size is not None and (self.model_frame_size[0] <= 0 or self.model_frame_size[1] <= 0):
-            raise ValueError(f"ZoomTool: model_frame_size={self.model_frame_size!r} must be positive")
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """``(width, height)`` of the original image in pixels."""
-        return self.image.size
-
-    def _reject(self, record: ZoomCallRecord, reason: str) -> ZoomResult:
-        record.error = reason
-        self.calls.append(record)
-        return ZoomResult(False, record)
-
-    def __call__(self, bbox_2d: Any, label: str | None = None) -> ZoomResult:
-        """Crop ``bbox_2d`` (model frame) from the page; see the class doc. Never raises.
-
-        The arguments go through :func:`validate_arguments` first, the validator the parser and the
-        rewards use: a string ``bbox_2d`` (``"1289"``), a non-list, a non-finite or out-of-range
-        coordinate, or a non-string label is malformed (``record.malformed``), with the same reason
-        :func:`parse_tool_calls` gives for the same arguments.
-
-        Returns:
-            :class:`ZoomResult`: ``ok`` with the crop ``image`` (size ``record.crop_size``), or not
-            ``ok`` with ``record.error`` one of: too many calls, malformed arguments (not a list of 4
-            numbers, non-finite, out of range, bad label), inverted or zero-area, outside the image,
-            aspect ratio too extreme.
-        """
-        arguments = {"bbox_2d": bbox_2d} if label is None else {"bbox_2d": bbox_2d, "label": label}
-        checked = validate_arguments(arguments)
-        valid = isinstance(checked, ToolCall)
-        record = ZoomCallRecord(requested=checked.bbox_2d if valid else None,
-                                label=checked.label if valid else None)
-        if self.max_calls is not None and len(self.calls) >= self.max_calls:
-            return self._reject(record, f"too many zoom calls (limit {self.max_calls} per sample)")
-        if not valid:
-            record.malformed = True
-            logger.debug("malformed zoom call rejected: %s", checked.reason)
-            return self._reject(record, checked.reason)
-        requested = checked.bbox_2d
-        try:
-            box = geometry.as_bbox(requested, where="bbox_2d")  # x1 < x2, y1 < y2
-        except geometry.GeometryError as exc:
-            return self._reject(record, str(exc))
-        width, height = self.size
-        if self.model_frame_size is not None:
-            box = geometry.scale_bbox(box, tuple(self.model_frame_size), (width, height))
-        clipped = geometry.clip_bbox(box, width, height)
-        if clipped is None:
-            frame = self.model_frame_size or (width, height)
-            return self._reject(record, f"bbox_2d {list(requested)} lies outside the {frame[0]}x{frame[1]} image")
-        record.clamped = clipped != tuple(box)
-        grown = geometry.expand_to_min_size(clipped, self.min_size, width, height)
-        record.expanded = grown != clipped
-        # Whole pixels, rounded outward: the executed box is exactly the cropped region.
-        pixel_box = (
-            float(math.floor(grown[0])),
-            float(math.floor(grown[1])),
-            float(min(width, math.ceil(grown[2]))),
-            float(min(height, math.ceil(grown[3]))),
-        )
-        w, h = pixel_box[2] - pixel_box[0], pixel_box[3] - pixel_box[1]
-        if max(w, h) / min(w, h) > self.max_aspect_ratio:
-            return self._reject(
-                record, f"crop {int(w)}x{int(h)} has aspect ratio above {self.max_aspect_ratio:g}"
-            )
-        try:
-            crop = geometry.crop_image(self.image, pixel_box)
-        except (OSError, ValueError) as exc:  # a truncated / unreadable page: the call fails, the run goes on
-            return self._reject(record, f"the page image cannot be cropped ({type(exc).__name__}: {_clip(str(exc), 120)})")
-        record.executed = pixel_box
-        record.ok = True
-        record.crop_size = crop.size
-        self.calls.append(record)
-        return ZoomResult(True, record, crop)
-
-    def execute(self, call: ToolCall | ToolCallError) -> ZoomResult:
-        """Run a parsed call; a :class:`ToolCallError` is recorded as a rejected call (counts toward ``max_calls``)."""
-        if isinstance(call, ToolCallError):
-            return self._reject(ZoomCallRecord(requested=None, label=None, malformed=True), call.reason)
-        return self(call.bbox_2d, call.label)
-
-    @property
-    def executed_boxes(self) -> list[geometry.BBox]:
-        """Boxes of the accepted calls, in original pixels, in call order."""
-        return [c.executed for c in self.calls if c.ok and c.executed is not None]
-
-    @property
-    def num_errors(self) -> int:
-        """Number of rejected calls (malformed ones included)."""
-        return sum(1 for c in self.calls if not c.ok)
-
-    @property
-    def num_malformed(self) -> int:
-        """Number of calls rejected as malformed (see :func:`validate_arguments`)."""
-        return sum(1 for c in self.calls if c.malformed)

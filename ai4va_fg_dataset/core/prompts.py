@@ -15,7 +15,8 @@ from importlib import resources
 
 import yaml
 
-from .schema import format_choices
+CHOICE_LETTERS = "ABCDEFGH"
+"""Letters of multiple-choice options, in order (a row has at most 8 choices)."""
 
 PROMPT_MODES = ("direct", "think", "tool")
 
@@ -54,3 +55,8 @@ def build_prompt(question: str, choices: list[str] | None, mode: str = "direct")
         parts.append("Options:\n" + format_choices(list(choices)))
     parts.append(MODE_SUFFIX[mode])
     return "\n".join(parts)
+
+
+def format_choices(choices: list[str]) -> str:
+    """Render options as ``"A. ...\\nB. ..."`` (the layout the prompts and lmms-eval use)."""
+    return "\n".join(f"{CHOICE_LETTERS[i]}. {c}" for i, c in enumerate(choices))

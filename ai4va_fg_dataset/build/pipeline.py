@@ -4,16 +4,16 @@ One call of :func:`build` runs the whole pipeline of method.md section 2:
 
 1. load every source with its adapter (:func:`ai4va_fg_dataset.adapters.load_source`) under one
    :class:`~ai4va_fg_dataset.errors.BadRecordLog` (strict unless ``skip_bad``);
-2. split the pages (:func:`ai4va_fg_dataset.splits.assign_splits`, by page, seeded);
+2. split the pages (:func:`ai4va_fg_dataset.build.splits.assign_splits`, by page, seeded);
 3. generate the samples of every requested task (:func:`ai4va_fg_dataset.tasks.generate_samples`)
    with a progress bar over pages;
-4. write the Parquet configs and the dataset card (:mod:`ai4va_fg_dataset.export`), a
+4. write the Parquet configs and the dataset card (:mod:`ai4va_fg_dataset.build.export`), a
    ``contact_sheet.png`` and ``build_report.json``.
 
 Everything is written to a temporary folder next to ``out_dir`` that replaces ``out_dir`` only
 when the build is complete: a failed build leaves a previous ``out_dir`` untouched. That folder is
 created first, before any input is read, so an unusable ``--out`` (not a previous build, a git work
-tree, an input folder, read-only) is refused at once (:func:`ai4va_fg_dataset.export.staging_dir`).
+tree, an input folder, read-only) is refused at once (:func:`ai4va_fg_dataset.build.export.staging_dir`).
 
 Page images are bad records like any other (strict: the build stops with ``FILE: RECORD: REASON``;
 ``skip_bad``: the page is skipped and listed): a page larger than ``max_page_pixels`` (checked from
@@ -44,10 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from .dataset_card import CardInfo, SourceInfo
-from .errors import AnnotationError, BadRecordLog
+from ..errors import AnnotationError, BadRecordLog
 from .export import BUILD_MARKER, ImageEncoder, staging_dir, write_dataset
-from .page import Page
-from .schema import SPLITS, TASKS, Sample
+from ..page import Page
+from ..schema import SPLITS, TASKS, Sample
 from .splits import DEFAULT_RATIOS, assign_splits
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def expand_sources(sources: Sequence[SourceSpec | Sequence[Any]]) -> list[Source
         ValueError: an ``auto`` folder with no recognisable dataset, or an unknown source name.
         FileNotFoundError: a path that does not exist.
     """
-    from .adapters import ADAPTERS, detect_sources
+    from ..adapters import ADAPTERS, detect_sources
 
     out: list[SourceSpec] = []
     for spec in map(_as_spec, sources):
@@ -141,7 +141,7 @@ def expand_sources(sources: Sequence[SourceSpec | Sequence[Any]]) -> list[Source
 def _options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """Drop options an adapter does not take (``image_root`` and ``mapping`` are for COCO-form
     sources only)."""
-    from .adapters import ADAPTERS, CocoAdapter
+    from ..adapters import ADAPTERS, CocoAdapter
 
     adapter = ADAPTERS.get(name)  # an unknown name is reported by load_source
     if adapter is not None and issubclass(adapter, CocoAdapter):
@@ -161,7 +161,7 @@ def load_pages(
     Raises:
         AnnotationError: the first bad record in strict mode.
     """
-    from .adapters import ADAPTERS
+    from ..adapters import ADAPTERS
 
     pages: list[Page] = []
     entries = []
@@ -203,11 +203,11 @@ def make_generators(pu_client: Any = None, pu_questions: int | None = None) -> d
     """Fresh task generators (:func:`ai4va_fg_dataset.tasks.default_generators`), with Panel
     Understanding bound to ``pu_client`` when one is given (``pu_questions`` per panel; ``None``:
     the generator's default)."""
-    from .tasks import default_generators
+    from ..tasks import default_generators
 
     gens = default_generators()
     if pu_client is not None:
-        from .tasks.panel_understanding import PanelUnderstandingGenerator
+        from ..tasks.panel_understanding import PanelUnderstandingGenerator
 
         kwargs = {"questions": pu_questions} if pu_questions else {}
         gens["panel_understanding"] = PanelUnderstandingGenerator(client=pu_client, **kwargs)
@@ -242,7 +242,7 @@ class PageImageCheck:
             return True
         if page.page_id in self.bad:
             return False
-        from .tasks.base import open_page
+        from ..tasks.base import open_page
 
         try:
             open_page(page)
@@ -323,12 +323,12 @@ def build(
             :data:`ai4va_fg_dataset.adapters.ADAPTERS` or ``"auto"``), optionally with a third
             item of adapter options (``{"image_root": ...}``), or :class:`SourceSpec` objects.
         out_dir: the dataset folder (replaced atomically when the build completes); it must be
-            missing, empty or a previous build (:func:`ai4va_fg_dataset.export.check_output_dir`).
+            missing, empty or a previous build (:func:`ai4va_fg_dataset.build.export.check_output_dir`).
         seed: seed of the splits, the sampling of questions and the contact sheet.
         tasks: task names to build (default: all of :data:`~ai4va_fg_dataset.schema.TASKS`).
         skip_bad: skip and report bad annotation records instead of stopping at the first.
         pu_client: a VLM client for Panel Understanding
-            (:func:`ai4va_fg_dataset.vlm_client.make_client`); without one that task is skipped.
+            (:func:`ai4va_fg_dataset.core.llm.make_client`); without one that task is skipped.
         pu_questions: questions per panel asked of the VLM (default: the generator's).
         contact_sheet: also write ``contact_sheet.png``.
         ratios: train / validation / test page fractions.
@@ -380,7 +380,7 @@ def build(
         splits = assign_splits([p.page_id for p in pages], seed=seed, ratios=ratios)
         timings["split_s"] = time.perf_counter() - t
 
-        from .tasks import generate_samples
+        from ..tasks import generate_samples
 
         t = time.perf_counter()
         bar, advance = _progress_bar(len(pages), console)

@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import schema
-from .schema import SPLITS, TASK_TITLES, TASKS
+from .. import schema
+from ..schema import SPLITS, TASK_TITLES, TASKS
 
 PAPER_TITLE = "Zooming into Comics: Region-Aware RL Improves Fine-Grained Comic Understanding in Vision-Language Models"
 PAPER_ARXIV = "2511.06490"
@@ -206,7 +206,7 @@ def card_data(counts: dict[str, dict[str, int]], files: dict[str, dict[str, list
 
     One config per task in ``counts`` and the all-tasks config :data:`DEFAULT_CONFIG`
     (``default: true``, see :func:`default_data_files`); per config only the splits that have rows
-    (see :mod:`ai4va_fg_dataset.export` on empty splits). No config at all when ``counts`` is empty.
+    (see :mod:`ai4va_fg_dataset.build.export` on empty splits). No config at all when ``counts`` is empty.
 
     Args:
         counts: ``counts[task][split]`` rows, every split listed, for tasks with samples.

@@ -10,9 +10,9 @@ with the first matching closing tag after it, blocks never overlap) in one forwa
 as the replaced regex ignored it): once the search for a closing tag fails, no later opening tag of
 that name can be closed, and the scan stops looking for them.
 
-Used by the eval's answer extraction (``lmms_eval_tasks.answers``: tags in any case) and the RARL
+Used by the eval's answer extraction (``ai4va_fg_dataset.core.scoring``: tags in any case) and the RARL
 rewards (``trl_rarl.rewards``: exact ``<answer>`` tags), so both read the same spans. The tool-call
-parser (:func:`ai4va_fg_dataset.zoom_tool.parse_tool_calls`) keeps its own bounded scan, which also
+parser (:func:`ai4va_fg_dataset.core.zoom_tool.parse_tool_calls`) keeps its own bounded scan, which also
 reports unclosed and oversized blocks.
 """
 
