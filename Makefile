@@ -43,8 +43,8 @@ LOCK_ARGS ?=
 UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml -c requirements/constraints.txt --python-version 3.11 \
   --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" --quiet $(LOCK_ARGS)
 lock: install
-	$(UV_COMPILE) --extra eval --extra train --extra deepspeed --extra vllm --extra dev -o requirements/gpu.lock
-	$(UV_COMPILE) --extra eval --extra train --extra deepspeed --extra dev -c requirements/gpu.lock \
+	$(UV_COMPILE) --extra eval --extra train --extra deepspeed --extra vllm --extra review --extra scale --extra dev -o requirements/gpu.lock
+	$(UV_COMPILE) --extra eval --extra train --extra deepspeed --extra review --extra scale --extra dev -c requirements/gpu.lock \
 	  $(TORCH_CPU_SOURCE) -o requirements/cpu.lock
 	grep -q '^torch==2.13.0+cpu$$' requirements/cpu.lock || { echo "cpu.lock: torch is not the CPU wheel (TORCH_CPU_SOURCE)"; exit 1; }
 
