@@ -189,7 +189,7 @@ def check_tasks(names: list[str], overlay: Path, dataset: str) -> None:
                 f"{dataset} (its task configs: {has}); {_build_hint(dataset)} from annotations that have them")
         raise EvalInputError(
             f"unknown AI4VA-FG task or group {name!r}; groups: {', '.join(sorted(groups))}; tasks: "
-            f"ai4va_fg_<task>[_think|_tool|_zoom] with <task> one of {', '.join(sorted(set(tasks.values())))}")
+            f"ai4va_fg_<task>[_think|_tool|_zoom|_zoom_entity] with <task> one of {', '.join(sorted(set(tasks.values())))}")
 
 
 JUDGED_CONFIG = "panel_understanding"
@@ -277,10 +277,10 @@ def check_judge(names: list[str], overlay: Path, lmms_args: list[str]) -> None:
     if not judged:
         return
     env, origin = judge_environment(lmms_args)
-    from .judge import JudgeConfig
+    from ai4va_fg_dataset.core.llm import JudgeSettings
 
     try:
-        JudgeConfig.from_env(env)
+        JudgeSettings.from_env(env)
     except ValueError as exc:
         message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         variable = _JUDGE_VARIABLE.search(message)

@@ -3,7 +3,8 @@
 For each training question the teacher (any provider of ``ai4va_fg_dataset.core.llm``: OpenAI or an
 OpenAI-compatible server such as a local ``vllm serve``, or Gemini) answers in ``think`` mode; a reply is
 kept when it is well formed (``<think>...</think><answer>...</answer>``) and its answer is correct
-(the same accuracy check as the RL reward). Up to ``--attempts`` tries per question. Output: JSONL of
+(``ai4va_fg_dataset.core.scoring.score_answer``: the check the RL accuracy reward and the evaluation metric
+make). Up to ``--attempts`` tries per question. Output: JSONL of
 ``{"id", "task", "trajectory"}`` written atomically, plus a summary of kept / wrong / malformed /
 failed requests per task; ``recipes/sft.py --variant sft_r --trajectories FILE`` trains on it.
 
@@ -27,9 +28,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ai4va_fg_dataset.core.atomic_dir import replacing_file
 from ai4va_fg_dataset.core.images import decode_image
 from ai4va_fg_dataset.core.prompts import build_prompt
+from ai4va_fg_dataset.core.scoring import score_answer
 from trl_rarl.data import load_tasks
 from trl_rarl.recipe_setup import CLOSED_TASKS
-from trl_rarl.rewards import accuracy_score, extract_answer, format_score
+from trl_rarl.rewards import format_score
 
 logger = logging.getLogger("distill_sft_r")
 
@@ -41,11 +43,12 @@ def distill(rows, client, attempts: int = 1, judge=None) -> tuple[list[dict], Co
         rows: AI4VA-FG rows (``id``, ``task``, ``image``, ``question``, ``choices``, ``answer``, ``answer_type``).
         client: ``generate(prompt, images) -> str``.
         attempts: tries per question.
-        judge: optional judge for open-ended answers (see ``trl_rarl.rewards.accuracy_score``).
+        judge: optional ``judge(question, reference, prediction) -> bool`` for open-ended answers
+            (``ai4va_fg_dataset.core.scoring.score_answer``; without one, the normalised exact match).
 
     Returns:
-        The kept records and counts ``{"<task>/kept" | "/wrong" | "/malformed" | "/error": n}``. A request that
-        raises is counted as an error and the question is retried / skipped, never fatal.
+        The kept records and counts ``{"<task>/kept" | "/wrong" | "/judge_failure" | "/malformed" | "/error": n}``.
+        A request that raises is counted as an error and the question is retried / skipped, never fatal.
     """
     kept, stats = [], Counter()
     for row in rows:
@@ -61,9 +64,10 @@ def distill(rows, client, attempts: int = 1, judge=None) -> tuple[list[dict], Co
             if not format_score(reply, "think"):
                 stats[f"{row['task']}/malformed"] += 1
                 continue
-            pred = extract_answer(reply)
-            if accuracy_score(pred, row["answer"], row["answer_type"], row["choices"], row["question"], judge) <= 0:
-                stats[f"{row['task']}/wrong"] += 1
+            verdict = score_answer(reply, answer_type=row["answer_type"], key=row["answer"], choices=row["choices"],
+                                   question=row["question"], judge=judge)
+            if verdict.score <= 0:
+                stats[f"{row['task']}/{'judge_failure' if verdict.judge_failure else 'wrong'}"] += 1
                 continue
             kept.append({"id": row["id"], "task": row["task"], "trajectory": reply.strip()})
             stats[f"{row['task']}/kept"] += 1
@@ -85,18 +89,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="train")
     p.add_argument("--tasks", default=",".join(CLOSED_TASKS),
                    help="comma-separated tasks")
-    p.add_argument("--provider", default="gemini", help="vlm_client provider (openai, gemini)")
+    p.add_argument("--provider", default="gemini", help="teacher provider of ai4va_fg_dataset.core.llm (openai, gemini)")
     p.add_argument("--model", default=None, help="teacher model (provider default if omitted)")
     p.add_argument("--base_url", default=None, help="OpenAI-compatible server URL")
     p.add_argument("--attempts", type=int, default=1, help="tries per question")
     p.add_argument("--max_samples", type=int, default=None, help="first N rows only")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per request (default: core.llm's 60)")
+    p.add_argument("--max_retries", type=int, default=None,
+                   help="retries of a failed request, with exponential backoff (default: core.llm's 3)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="teacher sampling temperature (default 0; raise it with --attempts > 1 so tries differ)")
+    p.add_argument("--cache_dir", default=None,
+                   help="reply cache folder: a re-run with the same teacher, settings and question costs no request "
+                        "(with --temperature 0 every attempt gets the same cached reply)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from ai4va_fg_dataset.core.llm import make_client
+    from trl_rarl.rewards import make_llm_judge
 
     rows = load_tasks(a.dataset_path, [t for t in a.tasks.split(",") if t], a.split, max_rows=a.max_samples)
-    client = make_client(a.provider, a.model, a.base_url)
-    kept, stats = distill(rows, client, a.attempts)
+    settings = {k: v for k, v in (("timeout", a.timeout), ("max_retries", a.max_retries),
+                                  ("temperature", a.temperature), ("cache_dir", a.cache_dir)) if v is not None}
+    client = make_client(a.provider, a.model, a.base_url, **settings)
+    # open answers are judged by the evaluation's judge (AI4VA_FG_JUDGE_* settings, core.llm.Judge)
+    judge = make_llm_judge() if any(r["answer_type"] == "open" for r in rows) else None
+    kept, stats = distill(rows, client, a.attempts, judge)
     write_jsonl(kept, a.out)
     logger.info("kept %d of %d questions -> %s; %s", len(kept), len(rows), a.out, dict(sorted(stats.items())))
     return 0 if kept else 1

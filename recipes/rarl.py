@@ -44,13 +44,19 @@ class DataArguments(DatasetArguments):
 
 
 def make_judge(args: RARLConfig):
-    """The LLM judge for open-ended accuracy, or ``None`` (string match) when no judge provider is configured."""
+    """The LLM judge for open-ended accuracy, or ``None`` when no judge provider is configured.
+
+    It is the evaluation's judge (:class:`ai4va_fg_dataset.core.llm.Judge`): the ``AI4VA_FG_JUDGE_*``
+    settings that ``ai4va-fg eval`` reads, with ``judge_provider`` / ``judge_model`` / ``judge_base_url``
+    of the config overriding them by name (a different model from evaluation's is then a visible choice).
+    """
     if not args.judge_provider:
         return None
-    from ai4va_fg_dataset.core.llm import make_client
+    from ai4va_fg_dataset.core.llm import JudgeSettings
     from trl_rarl.rewards import make_llm_judge
 
-    return make_llm_judge(make_client(args.judge_provider, args.judge_model, args.judge_base_url))
+    return make_llm_judge(settings=JudgeSettings.from_env(
+        provider=args.judge_provider, model=args.judge_model, base_url=args.judge_base_url))
 
 
 def main(argv: list[str] | None = None):

@@ -127,3 +127,22 @@ def test_no_import_cycles():
         if node not in state:
             visit(node)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_trl_rarl_exports_lazily():
+    """``from trl_rarl import RARLTrainer, RARLConfig`` works, and importing the package alone loads no
+    trl / torch (like ``from trl import GRPOTrainer``)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, trl_rarl; assert 'trl' not in sys.modules and 'torch' not in sys.modules; "
+            "assert {'RARLTrainer', 'RARLConfig'} <= set(dir(trl_rarl)); print('ok')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+    import trl_rarl
+    from trl_rarl.config import RARLConfig
+    from trl_rarl.trainer import RARLTrainer
+
+    assert trl_rarl.RARLConfig is RARLConfig and trl_rarl.RARLTrainer is RARLTrainer
+    with pytest.raises(AttributeError, match="nope"):
+        trl_rarl.nope  # noqa: B018

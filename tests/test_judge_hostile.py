@@ -16,8 +16,8 @@ import math
 import pytest
 from local_http import LocalServer, read_body, send_bytes
 
-from lmms_eval_tasks import judge as J
-from lmms_eval_tasks.judge import Judge, JudgeConfig, JudgeError, parse_verdict
+from ai4va_fg_dataset.core import llm as J
+from ai4va_fg_dataset.core.llm import Judge, JudgeError, JudgeSettings, parse_verdict
 
 SECRET = "sk-hostile-secret-0123456789abcdef"
 
@@ -52,7 +52,7 @@ def server():
 
 
 def _judge(server, tmp_path, max_retries=2):
-    cfg = JudgeConfig(provider="openai", model="judge-model", base_url=server.base_url, api_key=SECRET,
+    cfg = JudgeSettings(provider="openai", model="judge-model", base_url=server.base_url, api_key=SECRET,
                       cache_dir=str(tmp_path / "cache"), max_retries=max_retries, backoff=0.0, timeout=5.0)
     return Judge(cfg, sleep=lambda s: None)
 
@@ -126,7 +126,7 @@ def test_corrupt_cache_entries_are_ignored_and_rewritten(server, tmp_path, conte
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
     server.default = ("application/json", _completion('{"correct": false}'))
-    with caplog.at_level(logging.WARNING, logger="lmms_eval_tasks.judge"):
+    with caplog.at_level(logging.WARNING, logger="ai4va_fg_dataset.core.llm"):
         v = judge.judge("q", "ref", "pred")
     assert v.correct is False and not v.cached and server.count == 1
     assert "not a valid entry" in caplog.text and judge.corrupt_cache_entries == 1
@@ -159,7 +159,7 @@ def test_non_text_inputs_do_not_raise(server, tmp_path):
 ])
 def test_settings_are_validated_up_front(field, value):
     with pytest.raises(ValueError, match=rf"\b{field}=") as info:
-        JudgeConfig(**{field: value})
+        JudgeSettings(**{field: value})
     others = {"backoff", "timeout", "max_retries", "max_backoff"} - {field}
     assert f"judge setting {field}=" in str(info.value)
     assert not any(f"setting {o}=" in str(info.value) for o in others)  # names the bad setting only
@@ -172,7 +172,7 @@ def test_settings_are_validated_up_front(field, value):
 ])
 def test_env_settings_are_validated_naming_the_variable(var, raw):
     with pytest.raises(ValueError, match=var):
-        JudgeConfig.from_env({var: raw})
+        JudgeSettings.from_env({var: raw})
 
 
 # -------------------------------------------------------------------------------- secrets
@@ -181,7 +181,7 @@ def test_env_settings_are_validated_naming_the_variable(var, raw):
 def test_echoed_api_key_is_never_written(server, tmp_path, caplog):
     judge = _judge(server, tmp_path, max_retries=1)
     server.script = [("application/json", _completion(f'{{"correct": true, "reason": "key {SECRET}"}}'))]
-    with caplog.at_level(logging.DEBUG, logger="lmms_eval_tasks.judge"):
+    with caplog.at_level(logging.DEBUG, logger="ai4va_fg_dataset.core.llm"):
         assert judge.judge("q", "ref", "pred").correct is True
         server.default = ("application/json", _completion(f"Authorization: Bearer {SECRET} -- no verdict"))
         v = judge.judge("q2", "ref", "pred")

@@ -88,34 +88,41 @@ def test_completion_text_reserialises_tool_calls_and_counts_parse_failures():
 
 
 # ---------------------------------------------------------------- accuracy
+# The full completion table (metric path = reward path) is tests/test_scoring_table.py; these check the wrapper.
 
 
 @pytest.mark.parametrize(
-    "pred, answer, kind, choices, expected",
+    "completion, answer, kind, choices, expected",
     [
-        ("B", "B", "choice", ["x", "y"], 1.0),
+        ("<answer>B</answer>", "B", "choice", ["x", "y"], 1.0),
         ("(b)", "B", "choice", ["x", "y"], 1.0),
         ("B. sitting", "B", "choice", ["running", "sitting"], 1.0),
         ("sitting", "B", "choice", ["running", "sitting"], 1.0),  # the option text
+        ("The answer is B", "B", "choice", ["x", "y"], 1.0),  # untagged but explicit, as the eval reads it
+        ("<answer>a man running</answer>", "A", "choice", ["a woman sitting", "a man running"], 0.0),  # not "A"
         ("A", "B", "choice", ["x", "y"], 0.0),
         ("C", "B", "choice", ["x", "y"], 0.0),  # not an option
         ("", "B", "choice", ["x", "y"], 0.0),
-        ("3", "3", "number", [], 1.0),
+        ("<answer>3</answer>", "3", "number", [], 1.0),
         ("There are 3.0 appearances", "3", "number", [], 1.0),
-        ("4", "3", "number", [], 0.0),
-        ("three", "3", "number", [], 0.0),
-        ("A man rides a red bike.", "a red bike", "open", [], 1.0),
+        ("<answer>4</answer>", "3", "number", [], 0.0),
+        ("<answer>three</answer>", "3", "number", [], 1.0),
+        ("<answer>A red bike.</answer>", "a red bike", "open", [], 1.0),  # normalised exact match
+        ("<answer>A man rides a red bike.</answer>", "a red bike", "open", [], 0.0),  # no substring credit
         ("a blue car", "a red bike", "open", [], 0.0),
     ],
 )
-def test_accuracy_score(pred, answer, kind, choices, expected):
-    assert R.accuracy_score(pred, answer, kind, choices) == expected
+def test_accuracy_score(completion, answer, kind, choices, expected):
+    assert R.accuracy_score(completion, answer, kind, choices) == expected
 
 
-def test_accuracy_reward_reads_final_answer_and_judge():
+def test_accuracy_reward_reads_the_whole_trajectory_and_judge():
     comps = [GOOD, trajectory(("<think>a</think>", None)), "<answer>A</answer>"]
     assert R.accuracy_reward(comps, answer=["B", "B", "A"], answer_type=["choice"] * 3, choices=[["x", "y"]] * 3) == [1.0, 0.0, 1.0]
-    judge = lambda q, ref, pred: 1.0 if "bike" in pred else 0.0
+    # an answer given in an earlier turn counts, as in the eval agent's record (all turns joined)
+    early = trajectory(("<think>z</think><answer>B</answer>", [call([0, 0, 9, 9])]), ("<think>done</think>", None))
+    assert R.accuracy_reward([early], ["B"], ["choice"], choices=[["x", "y"]]) == [1.0]
+    judge = lambda q, ref, pred: "bike" in pred
     assert R.accuracy_reward(["<answer>a bike</answer>", "<answer>car</answer>"], ["x", "x"], ["open", "open"],
                              judge=judge) == [1.0, 0.0]
 
@@ -125,19 +132,22 @@ def test_accuracy_reward_reads_final_answer_and_judge():
     assert R.accuracy_reward(["<answer>a bike</answer>"], ["x"], ["open"], judge=broken) == [0.0]
 
 
-def test_llm_judge_wraps_a_client():
-    class Client:
-        def __init__(self, reply):
-            self.reply, self.prompts = reply, []
+def test_accuracy_reward_bad_rows_score_zero_and_are_counted():
+    before = R.REWARD_ERRORS["accuracy_reward"]
+    assert R.accuracy_reward(["<answer>B</answer>", "<answer>3</answer>"], ["Z", "many"], ["choice", "number"],
+                             choices=[["x", "y"], []]) == [0.0, 0.0]
+    assert R.REWARD_ERRORS["accuracy_reward"] == before + 2
 
-        def generate(self, prompt, images):
-            self.prompts.append(prompt)
-            return self.reply
 
-    yes, no = Client("Yes."), Client("no")
-    assert R.make_llm_judge(yes)("Q?", "a bike", "bicycle") == 1.0
-    assert R.make_llm_judge(no)("Q?", "a bike", "car") == 0.0
-    assert "Reference answer: a bike" in yes.prompts[0] and "Candidate answer: bicycle" in yes.prompts[0]
+def test_judge_failures_score_zero_and_are_logged(caplog):
+    for bad in (lambda q, r, p: None, lambda q, r, p: float("nan"), lambda q, r, p: 0.7, lambda q, r, p: "yes"):
+        assert R.accuracy_reward(["<answer>a bike</answer>"], ["a bike"], ["open"], judge=bad) == [0.0]
+
+    def timeout(q, r, p):
+        raise TimeoutError("judge timed out")
+
+    assert R.accuracy_reward(["<answer>a bike</answer>"], ["a bike"], ["open"], judge=timeout) == [0.0]
+    assert "LLM judge failed (TimeoutError: judge timed out)" in caplog.text
 
 
 # -------------------------------------------------------------------- tool
@@ -198,8 +208,7 @@ def test_tool_rewards_correctness_conditioned_and_warm_start():
     assert R.grounding_reward(**kw, trainer_state=full, tau=0.9) == [0.0, 0.0, 0.0]
     # total R for the first trajectory, paper weights: 1 (format) + 1 (acc) + 2 * (1 + 0.5) = 5
     total = sum(f(**kw, trainer_state=full)[0] for f in R.rarl_reward_funcs(SimpleNamespace(
-        prompt_mode="tool", tool_reward_conditioning="one_plus", warm_start_steps=0, grounding_reward=False,
-        grounding_tau=0.9)))
+        prompt_mode="tool", tool_reward_conditioning="one_plus", warm_start_steps=0, grounding_tau=0.9)))
     assert total == pytest.approx(5.0)
 
 
@@ -234,27 +243,47 @@ def test_zoom_metrics_hand_computed():
     assert stats["zoom/crop_visual_tokens"] == (10.0, 2.0)
 
 
-def test_llm_judge_is_called_once_per_completion_across_reward_terms(caplog):
-    """R_acc and the correctness factors of both tool rewards judge the same completion: one call."""
+# -------------------------------------------------------------------- registry
 
-    class Client:
-        def __init__(self):
-            self.calls, self.fail_next = 0, True
 
-        def generate(self, prompt, images):
-            self.calls += 1
-            if self.fail_next:
-                self.fail_next = False
-                raise TimeoutError("judge timed out")
-            return "yes"
+def test_rewards_are_registered_by_name_and_built_in_config_order():
+    from trl.trainer.utils import get_callable_name
 
-    client = Client()
-    judge = R.make_llm_judge(client)
-    completion = "<think>x</think><answer>a bicycle</answer>"
-    args = (["Q?"], "a bike", "open")
-    # first call fails: logged, scored 0, not cached
-    assert R.accuracy_reward([completion], [args[1]], [args[2]], question=args[0], judge=judge) == [0.0]
-    assert "LLM judge failed (TimeoutError: judge timed out)" in caplog.text
-    for _ in range(3):
-        assert R.accuracy_reward([completion], [args[1]], [args[2]], question=args[0], judge=judge) == [1.0]
-    assert client.calls == 2
+    from trl_rarl.config import RARLConfig
+
+    assert set(R.RARL_REWARDS) | {"grounding_reward"} <= set(R.REWARD_FUNCS)
+    args = RARLConfig("/tmp/unused", use_cpu=True, reward_funcs=["accuracy_reward", "grounding_reward", "format_reward"],
+                      reward_weights={"format_reward": 0.2, "accuracy_reward": 0.8}, grounding_tau=0.5)
+    funcs = R.rarl_reward_funcs(args)
+    # the names TRL logs and the trainer's warm start selects by, in the configured order
+    assert [get_callable_name(f) for f in funcs] == ["accuracy_reward", "grounding_reward", "format_reward"]
+    assert args.reward_weights == [0.8, 1.0, 0.2]  # TRL's list, in reward_funcs order; a name left out weighs 1
+    assert args.reward_weights_by_name == {"accuracy_reward": 0.8, "grounding_reward": 1.0, "format_reward": 0.2}
+    assert funcs[1].keywords["tau"] == 0.5 and funcs[2].keywords["mode"] == "tool"
+    assert RARLConfig("/tmp/unused", use_cpu=True).reward_weights is None  # TRL: all 1.0
+    with pytest.raises(ValueError, match="not in reward_funcs"):
+        RARLConfig("/tmp/unused", use_cpu=True, reward_weights={"grounding_reward": 1.0})
+    with pytest.raises(ValueError, match="unknown reward"):
+        RARLConfig("/tmp/unused", use_cpu=True, reward_funcs=["format_reward", "typo_reward"])
+    with pytest.raises(ValueError, match="unknown reward"):
+        R.make_reward_funcs(["typo_reward"], args)
+
+
+def test_register_reward_adds_a_named_reward():
+    def length_penalty(completions, **kwargs):
+        return [-0.01 * len(R.completion_text(c)) for c in completions]
+
+    try:
+        R.register_reward(length_penalty)
+        (fn,) = R.make_reward_funcs(["length_penalty"], SimpleNamespace())
+        assert fn(completions=["abcd"]) == [pytest.approx(-0.04)]
+        with pytest.raises(ValueError, match="needs a __name__"):
+            R.register_reward(lambda completions, **kw: [0.0] * len(completions))  # no usable name
+    finally:
+        R.REWARD_FUNCS.pop("length_penalty", None)
+
+    def format_reward(completions, **kwargs):  # another function under a taken name
+        return [0.0] * len(completions)
+
+    with pytest.raises(ValueError, match="already registered"):
+        R.register_reward(format_reward)

@@ -198,7 +198,10 @@ def test_judge_nan_is_not_correct():
     assert R.accuracy_reward(["<answer>x</answer>"], ["y"], ["open"], judge=nan_judge) == [0.0]
 
 
-def test_rarl_llm_judge_accepts_only_yes_or_no():
+def test_rarl_llm_judge_accepts_only_well_formed_verdicts():
+    """Training judges with the evaluation's judge (core.llm.Judge): only a JSON verdict counts."""
+    from ai4va_fg_dataset.core.llm import JudgeError
+
     class Client:
         def __init__(self, reply):
             self.reply = reply
@@ -206,10 +209,10 @@ def test_rarl_llm_judge_accepts_only_yes_or_no():
         def generate(self, prompt, images):
             return self.reply
 
-    for reply, score in (("yes", 1.0), ("  No. ", 0.0), ("YES!", 1.0)):
+    for reply, score in (('{"correct": true}', 1.0), (' {"correct": false}\n', 0.0), ('```json\n{"correct": true}\n```', 1.0)):
         assert R.make_llm_judge(Client(reply))("q", "r", "p") == score
-    for reply in ("Yesterday I saw it", "yes and no", "", None, "yes\nno"):
-        with pytest.raises(ValueError):
+    for reply in ("yes", "Yesterday I saw it", '{"incorrect": true}', "", None, '{"correct": "true"}'):
+        with pytest.raises(JudgeError):
             R.make_llm_judge(Client(reply))("q", "r", "p")
         assert R.accuracy_reward(["<answer>p</answer>"], ["r"], ["open"], judge=R.make_llm_judge(Client(reply))) == [0.0]
 
@@ -357,6 +360,10 @@ def test_parsing_and_rewards_are_linear_in_completion_length():
 def test_linear_answer_extraction_matches_the_regex_it_replaces(text):
     import re
 
+    from ai4va_fg_dataset.core.scoring import answer_span
+    from ai4va_fg_dataset.core.tags import tag_contents
+
     expected = re.findall(r"<answer>(.*?)</answer>", text, re.DOTALL)
-    assert R._answer_spans(text) == expected
-    assert R.extract_answer(text) == (expected[-1].strip() if expected else None)
+    assert tag_contents(text, "answer") == expected
+    if expected:  # the scorer the accuracy reward calls reads the last closed answer
+        assert answer_span(R.completion_text(text)) == (expected[-1].strip(), True)

@@ -1,10 +1,12 @@
-"""The OpenAI-compatible VLM client against a local HTTP server started by the test (offline)."""
+"""The one LLM client layer (ai4va_fg_dataset.core.llm) against a local HTTP server started by the test
+(offline): requests, retries with backoff, timeouts, the disk cache and key scrubbing."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+import logging
 import threading
 
 import pytest
@@ -12,7 +14,14 @@ from local_http import LocalServer, read_body, send_bytes, send_json
 from PIL import Image
 from shared_data import tiny_panel_coco
 
-from ai4va_fg_dataset.core.llm import GeminiClient, OpenAIClient, VLMClient, image_to_data_url, make_client
+from ai4va_fg_dataset.core.llm import (
+    GeminiClient,
+    LLMError,
+    OpenAIClient,
+    VLMClient,
+    image_to_data_url,
+    make_client,
+)
 
 
 class FakeChatServer(LocalServer):
@@ -71,13 +80,64 @@ def test_openai_client_retries_then_raises_on_server_error():
         calls.append(1)
         return 500, {"error": {"message": "boom"}}
 
-    import openai
-
+    sleeps: list[float] = []
     with FakeChatServer(reply) as srv:
-        client = OpenAIClient("m", base_url=srv.base_url, api_key="k", max_retries=1, timeout=5)
-        with pytest.raises(openai.InternalServerError):
+        client = OpenAIClient("m", base_url=srv.base_url, api_key="k", max_retries=2, timeout=5, backoff=0.25,
+                              sleep=sleeps.append)
+        with pytest.raises(LLMError) as info:
             client.generate("x", [])
-    assert len(calls) == 2  # first try + 1 retry
+    assert len(calls) == 3 and sleeps == [0.25, 0.5]  # first try + 2 retries, exponential backoff
+    assert info.value.kind == "HTTP 500" and info.value.retryable and info.value.attempts == 3
+
+
+def test_429_is_retried_and_401_is_not():
+    script = [(429, {"error": {"message": "slow down"}}), (200, completion("fine"))]
+    with FakeChatServer(lambda body: script.pop(0) if script else (401, {"error": {"message": "bad key"}})) as srv:
+        client = OpenAIClient("m", base_url=srv.base_url, api_key="k", max_retries=3, sleep=lambda s: None)
+        assert client.generate("x") == "fine" and client.requests == 2
+        with pytest.raises(LLMError) as info:
+            client.generate("y")
+    assert info.value.kind == "HTTP 401" and not info.value.retryable and client.requests == 3
+
+
+def test_disk_cache_keyed_by_model_prompt_and_settings(tmp_path, caplog):
+    """A re-run reads the cache (no request); another prompt, image, temperature or model asks again; a
+    corrupt entry is logged, asked again and rewritten; an echoed key is never written."""
+    secret = "sk-cache-secret-0123456789abcdef"
+    with FakeChatServer(lambda body: (200, completion(f"reply {len(body['messages'][0]['content'])} {secret}"))) as srv:
+        def client(**kw):
+            return OpenAIClient(kw.pop("model", "m"), base_url=srv.base_url, api_key=secret, cache_dir=tmp_path, **kw)
+
+        img = Image.new("RGB", (4, 4), (1, 2, 3))
+        first = client().generate("describe", [img])
+        assert "[REDACTED]" not in first and len(srv.requests) == 1  # the caller gets the reply as sent
+        assert client().generate("describe", [img]) == first.replace(secret, "[REDACTED]") and len(srv.requests) == 1
+        client().generate("describe", [Image.new("RGB", (4, 4), (9, 9, 9))])
+        client().generate("other prompt", [img])
+        client(temperature=0.7).generate("describe", [img])
+        client(model="m2").generate("describe", [img])
+        assert len(srv.requests) == 5
+        files = sorted(tmp_path.rglob("*.json"))
+        assert len(files) == 5 and all(secret not in f.read_text() for f in files)
+        for f in files:
+            f.write_bytes(b"\xff not json")
+        with caplog.at_level(logging.WARNING, logger="ai4va_fg_dataset.core.llm"):
+            c = client()
+            c.generate("describe", [img])
+        assert len(srv.requests) == 6 and c.cache.corrupt == 1 and "not a valid entry" in caplog.text
+        rewritten = [f for f in files if f.read_bytes().startswith(b"{")]
+        assert len(rewritten) == 1 and json.loads(rewritten[0].read_text())["reply"].startswith("reply ")
+
+
+def test_errors_and_logs_never_carry_the_key(tmp_path, caplog, monkeypatch):
+    secret = "sk-log-secret-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    with caplog.at_level(logging.DEBUG), SilentServer() as srv:
+        client = OpenAIClient("m", base_url=srv.base_url, timeout=0.3, max_retries=1, sleep=lambda s: None)
+        assert secret not in repr(client)
+        with pytest.raises(LLMError) as info:
+            client.generate(f"prompt with {secret}")
+    assert secret not in str(info.value) and secret not in caplog.text
 
 
 def test_missing_keys_are_clear_errors_without_secrets(monkeypatch):
@@ -133,17 +193,17 @@ class SilentServer(LocalServer):
 def test_timeout_and_retries_bound_a_server_that_never_answers():
     import time
 
-    import openai
-
     with SilentServer() as srv:
         client = OpenAIClient("m", base_url=srv.base_url, timeout=0.5, max_retries=1)
         t = time.perf_counter()
-        with pytest.raises(openai.APITimeoutError):
+        with pytest.raises(LLMError) as info:
             client.generate("x", [])
         took = time.perf_counter() - t
-    assert srv.requests == 2 and took < 10  # two attempts of 0.5 s (+ back-off), not 4 x 60 s
-    for bad in ({"timeout": 0}, {"timeout": float("inf")}, {"max_retries": -1}, {"max_retries": 1.5}):
-        with pytest.raises(ValueError, match="timeout must be|max_retries must be"):
+    assert info.value.kind == "APITimeoutError" and info.value.attempts == 2
+    assert srv.requests == 2 and took < 10  # two attempts of 0.5 s (+ 1 s back-off), not 4 x 60 s
+    for bad in ({"timeout": 0}, {"timeout": float("inf")}, {"max_retries": -1}, {"max_retries": 1.5},
+                {"backoff": float("nan")}):
+        with pytest.raises(ValueError, match="timeout must be|max_retries must be|backoff="):
             OpenAIClient("m", base_url="http://127.0.0.1:9/v1", **bad)
 
 
@@ -151,7 +211,8 @@ def test_gemini_client_takes_timeout_and_retries(monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", "g-secret")
     client = make_client("gemini", timeout=2.5, max_retries=2)
     assert client.http_options.timeout == 2500  # google-genai counts milliseconds
-    assert client.http_options.retry_options.attempts == 3  # the first try + 2 retries
+    assert client.max_retries == 2  # retried by core.llm's loop (backoff, one policy for both providers) ...
+    assert client.http_options.retry_options.attempts == 1  # ... so the SDK's own retry is off
     assert make_client("gemini").http_options.timeout == 60_000
 
 
@@ -186,3 +247,19 @@ def test_cli_pu_timeout_and_retries_bound_the_build(tmp_path, monkeypatch, capsy
         else:
             assert main(full) == 2
             assert "need --pu-provider" in capsys.readouterr().err
+
+
+def test_clients_and_judge_pickle_for_worker_processes(monkeypatch, tmp_path):
+    """The builder sends the Panel Understanding client to worker processes: clients and the judge
+    pickle (lock and SDK client made again on the other side) and still work."""
+    import pickle
+
+    from ai4va_fg_dataset.core.llm import Judge, JudgeSettings
+
+    monkeypatch.setenv("GEMINI_API_KEY", "g-secret")
+    assert pickle.loads(pickle.dumps(make_client("gemini"))).http_options.timeout == 60_000
+    with FakeChatServer(lambda body: (200, completion('{"correct": true}'))) as srv:
+        client = pickle.loads(pickle.dumps(OpenAIClient("m", base_url=srv.base_url, max_retries=0)))
+        assert client.generate("x") == '{"correct": true}'
+        judge = Judge(JudgeSettings(base_url=srv.base_url, cache_dir=str(tmp_path)))
+        assert pickle.loads(pickle.dumps(judge))("q", "r", "p") is True

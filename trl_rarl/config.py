@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
+from ai4va_fg_dataset.core.zoom_tool import DEFAULT_MAX_TURNS, DEFAULT_MAX_ZOOM_CALLS
 from ai4va_fg_dataset.schema import TASKS
+from ai4va_fg_dataset.tasks.spec import rarl_tasks
 
-RARL_TASKS: tuple[str, ...] = (
-    "panel_understanding",
-    "action_recognition",
-    "depth_comparison",
-    "character_identification",
-    "character_counting",
-)
-"""Tasks with GT grounding boxes: the five RARL trains on (method.md section 4; no boxes for reordering)."""
+from .rewards import RARL_REWARDS, REWARD_FUNCS, WARM_START_REWARDS
+
+RARL_TASKS: tuple[str, ...] = rarl_tasks(paper_only=True)
+"""Tasks with GT grounding boxes: the five the paper's RARL trains on (method.md section 4; no boxes for
+reordering), from the task declarations (``rl_trainable``); tasks beyond the paper are opt-in via ``train_tasks``."""
 
 TOOL_CONDITIONING = ("one_plus", "pure", "none")
 
@@ -36,9 +37,10 @@ class RARLConfig(GRPOConfig):
             Prompt mode of `ai4va_fg_dataset.core.prompts.build_prompt` (`"direct"`, `"think"` or `"tool"`).
         max_turns (`int`, *optional*, defaults to `5`):
             Maximum assistant turns per rollout; sets `max_tool_calling_iterations = max_turns - 1` when that is
-            unset.
+            unset. Default: `ai4va_fg_dataset.core.zoom_tool.DEFAULT_MAX_TURNS`, the eval agent's too.
         max_zoom_calls (`int`, *optional*, defaults to `4`):
-            Maximum `image_zoom_in_tool` calls per rollout; later calls return an error to the model.
+            Maximum `image_zoom_in_tool` calls per rollout; later calls return an error to the model. Default:
+            `ai4va_fg_dataset.core.zoom_tool.DEFAULT_MAX_ZOOM_CALLS`, the eval agent's `max_calls` too.
         zoom_min_size (`float`, *optional*, defaults to `28.0`):
             Minimum crop side in original pixels; smaller boxes grow around their centre.
         zoom_max_aspect_ratio (`float`, *optional*, defaults to `100.0`):
@@ -52,22 +54,27 @@ class RARLConfig(GRPOConfig):
 
         > Parameters that control the reward
 
-        format_reward_weight (`float`, *optional*, defaults to `1.0`):
-            Weight of the format reward.
-        accuracy_reward_weight (`float`, *optional*, defaults to `1.0`):
-            Weight of the accuracy reward.
-        tool_reward_weight (`float`, *optional*, defaults to `1.0`):
-            Weight of the tool rewards (tool count and tool IoU / grounding).
+        reward_funcs (`list[str]`, *optional*, defaults to `["format_reward", "accuracy_reward", "tool_count_reward",
+            "tool_iou_reward"]`):
+            Names of the reward functions (`trl_rarl.rewards.REWARD_FUNCS`, see `register_reward`), in the order
+            `RARLTrainer` passes them to `GRPOTrainer`. `grounding_reward` in place of `tool_iou_reward` is the
+            overlap-thresholded grounding reward (method.md section 5): a crop earns its IoU only when it covers
+            at least `grounding_tau` of its matched GT box.
+        reward_weights (`dict[str, float]` or `list[float]`, *optional*):
+            Weight of each reward, by name: a mapping `{name: weight}` (YAML), names from `reward_funcs`, a name
+            left out weighing 1.0. It becomes TRL's list in `reward_funcs` order (`GRPOConfig.reward_weights`;
+            `reward_weights_by_name` keeps the mapping). A list (TRL's form, the command line) is taken as
+            TRL takes it: one weight per reward function passed to the trainer, in order. `None`: all 1.0.
+        warm_start_reward_funcs (`list[str]`, *optional*, defaults to `["format_reward", "tool_count_reward"]`):
+            Reward functions kept during the warm start, by name; the others weigh 0 until `warm_start_steps`.
         tool_reward_conditioning (`str`, *optional*, defaults to `"one_plus"`):
             Factor on the tool reward: `"one_plus"` = ``1 + 1[R_acc > 0]`` (paper), `"pure"` = ``1[R_acc > 0]``
             (ablation, converged slower), `"none"` = 1.
-        grounding_reward (`bool`, *optional*, defaults to `False`):
-            Replace the tool IoU reward by the overlap-thresholded grounding reward (method.md section 5): a crop
-            earns its IoU only when it covers at least `grounding_tau` of its matched GT box.
         grounding_tau (`float`, *optional*, defaults to `0.9`):
             Coverage threshold of the grounding reward.
         judge_provider (`str` or `None`, *optional*, defaults to `None`):
-            Provider of the LLM judge for open-ended answers (`ai4va_fg_dataset.core.llm.make_client`); `None`
+            Provider of the LLM judge for open-ended answers (`ai4va_fg_dataset.core.llm.Judge`, the evaluation's
+            judge: its `AI4VA_FG_JUDGE_*` settings, overridden by name by the three `judge_*` fields here); `None`
             scores open answers by normalised string match.
         judge_model (`str` or `None`, *optional*, defaults to `None`):
             Judge model name.
@@ -93,11 +100,11 @@ class RARLConfig(GRPOConfig):
         metadata={"help": "Prompt mode of build_prompt: 'direct', 'think' or 'tool'."},
     )
     max_turns: int = field(
-        default=5,
+        default=DEFAULT_MAX_TURNS,
         metadata={"help": "Maximum assistant turns per rollout (sets max_tool_calling_iterations = max_turns - 1)."},
     )
     max_zoom_calls: int = field(
-        default=4,
+        default=DEFAULT_MAX_ZOOM_CALLS,
         metadata={"help": "Maximum image_zoom_in_tool calls per rollout; later calls return an error."},
     )
     zoom_min_size: float = field(
@@ -119,10 +126,14 @@ class RARLConfig(GRPOConfig):
             "pixels; crops come from the full-resolution page. None disables it."
         },
     )
-    format_reward_weight: float = field(default=1.0, metadata={"help": "Weight of the format reward."})
-    accuracy_reward_weight: float = field(default=1.0, metadata={"help": "Weight of the accuracy reward."})
-    tool_reward_weight: float = field(
-        default=1.0, metadata={"help": "Weight of the tool rewards (tool count and tool IoU / grounding)."}
+    reward_funcs: list[str] = field(
+        default_factory=lambda: list(RARL_REWARDS),
+        metadata={"help": "Reward function names (trl_rarl.rewards.REWARD_FUNCS), in order; grounding_reward in "
+                  "place of tool_iou_reward for the overlap-thresholded grounding reward."},
+    )
+    warm_start_reward_funcs: list[str] = field(
+        default_factory=lambda: list(WARM_START_REWARDS),
+        metadata={"help": "Reward functions kept during the warm start (the others weigh 0 then), by name."},
     )
     tool_reward_conditioning: str = field(
         default="one_plus",
@@ -131,16 +142,15 @@ class RARLConfig(GRPOConfig):
             "choices": list(TOOL_CONDITIONING),
         },
     )
-    grounding_reward: bool = field(
-        default=False,
-        metadata={"help": "Use the overlap-thresholded grounding reward instead of the tool IoU reward."},
-    )
     grounding_tau: float = field(default=0.9, metadata={"help": "Coverage threshold of the grounding reward."})
     judge_provider: str | None = field(
         default=None, metadata={"help": "LLM judge provider for open-ended answers (None: string match)."}
     )
-    judge_model: str | None = field(default=None, metadata={"help": "LLM judge model name."})
-    judge_base_url: str | None = field(default=None, metadata={"help": "Base URL of the judge endpoint."})
+    judge_model: str | None = field(default=None, metadata={
+        "help": "LLM judge model name (None: AI4VA_FG_JUDGE_MODEL or the evaluation's default, gpt-4o-mini / "
+                "gemini-2.5-flash). Set it only to judge training with another model than evaluation."})
+    judge_base_url: str | None = field(default=None, metadata={
+        "help": "Base URL of the judge endpoint (None: AI4VA_FG_JUDGE_BASE_URL, as in evaluation)."})
     warm_start_steps: int = field(
         default=16,
         metadata={"help": "Warm-start length in optimizer steps: format + tool-count rewards only, then the full reward."},
@@ -179,12 +189,44 @@ class RARLConfig(GRPOConfig):
             stages = parse_stages(self.curriculum_stages, self.train_tasks)  # validates
             if self.max_steps is None or self.max_steps <= 0:
                 self.max_steps = sum(s.steps for s in stages)
-        # reward_weights follows the reward function order of trl_rarl.rewards.rarl_reward_funcs.
-        if self.reward_weights is None:
-            self.reward_weights = [
-                self.format_reward_weight,
-                self.accuracy_reward_weight,
-                self.tool_reward_weight,
-                self.tool_reward_weight,
-            ]
+        self._resolve_reward_weights()
         super().__post_init__()
+
+    def _resolve_reward_weights(self) -> None:
+        """Check the reward names; turn a by-name ``reward_weights`` into TRL's list in ``reward_funcs`` order."""
+        self.reward_funcs = list(self.reward_funcs)
+        for option in ("reward_funcs", "warm_start_reward_funcs"):
+            unknown = [n for n in getattr(self, option) if n not in REWARD_FUNCS]
+            if unknown:
+                raise ValueError(f"{option} has unknown reward(s) {unknown}; registered: {sorted(REWARD_FUNCS)}")
+        if len(set(self.reward_funcs)) != len(self.reward_funcs):
+            raise ValueError(f"reward_funcs={self.reward_funcs} names a reward twice")
+        weights = self.reward_weights
+        if weights is None:  # TRL: every reward function weighs 1.0
+            return
+        if isinstance(weights, Mapping):
+            unknown = [n for n in weights if n not in self.reward_funcs]
+            if unknown:
+                raise ValueError(f"reward_weights names {unknown}, which are not in reward_funcs={self.reward_funcs}")
+            weights = [weights.get(n, 1.0) for n in self.reward_funcs]
+        weights = list(weights)
+        for w in weights:
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+                raise ValueError(f"reward_weights has {w!r}; every weight must be a finite number")
+        self.reward_weights = [float(w) for w in weights]
+
+    @property
+    def reward_weights_by_name(self) -> dict[str, float]:
+        """``{reward name: weight}`` in ``reward_funcs`` order (``reward_weights`` as TRL takes it, by name).
+
+        Raises:
+            ValueError: ``reward_weights`` is a list whose length differs from ``reward_funcs`` (weights of
+                reward functions passed to the trainer directly, which have no name here).
+        """
+        if self.reward_weights is None:
+            return dict.fromkeys(self.reward_funcs, 1.0)
+        if len(self.reward_weights) != len(self.reward_funcs):
+            raise ValueError(
+                f"reward_weights has {len(self.reward_weights)} weights for reward_funcs={self.reward_funcs}"
+            )
+        return dict(zip(self.reward_funcs, self.reward_weights))

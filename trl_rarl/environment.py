@@ -25,7 +25,7 @@ from PIL import Image
 
 from ai4va_fg_dataset.core.images import decode_image
 from ai4va_fg_dataset.core.vision_frame import VisionFrame
-from ai4va_fg_dataset.core.zoom_tool import ZoomResult, ZoomTool
+from ai4va_fg_dataset.core.zoom_tool import DEFAULT_MAX_ZOOM_CALLS, ZoomResult, ZoomTool
 
 
 class ZoomEnvironment:
@@ -41,7 +41,7 @@ class ZoomEnvironment:
         frame: VisionFrame | None = None,
         min_size: float = 28.0,
         max_aspect_ratio: float = 100.0,
-        max_calls: int | None = 4,
+        max_calls: int | None = DEFAULT_MAX_ZOOM_CALLS,
     ):
         self.frame = frame or VisionFrame()
         self.min_size = min_size

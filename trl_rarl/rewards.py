@@ -14,8 +14,16 @@ For a trajectory with ``m`` executed zoom calls (method.md section 4):
 Every function takes TRL's keyword arguments (``completions``, dataset columns such as ``answer``,
 ``answer_type``, ``bboxes``, and ``environments``, ``trainer_state``) and returns one float per
 completion. Malformed input (unparseable tool calls, a truncated completion, a missing answer, an
-environment without a page) gives a zero reward, never an exception; :func:`rarl_reward_funcs` builds
-the configured list.
+environment without a page) gives a zero reward, never an exception.
+
+``R_acc`` is the evaluation metric: :func:`accuracy_reward` scores each completion with
+:func:`ai4va_fg_dataset.core.scoring.score_answer`, the function lmms-eval's ``process_results`` calls
+(``tests/test_scoring_table.py`` checks both paths on one table of completions).
+
+Rewards are registered by name (:data:`REWARD_FUNCS`, :func:`register_reward`); a
+:class:`~trl_rarl.config.RARLConfig` names them in ``reward_funcs`` with their ``reward_weights`` by
+name, :func:`rarl_reward_funcs` builds that list in that order, and the trainer's warm start keeps the
+rewards named in ``warm_start_reward_funcs``.
 
 Robustness guarantees (one bad rollout must not kill a training run):
 
@@ -25,24 +33,25 @@ Robustness guarantees (one bad rollout must not kill a training run):
 * every reward is computed in linear time (no regex rescans from each unclosed tag) and is a finite
   float; a completion that still makes a reward computation raise scores 0 for that term, is logged
   (warning) and counted in :data:`REWARD_ERRORS`;
-* the LLM judge of :func:`make_llm_judge` only counts a reply that is exactly ``yes`` or ``no``.
+* the LLM judge of :func:`make_llm_judge` is the evaluation's (:class:`ai4va_fg_dataset.core.llm.Judge`): only a
+  well-formed JSON verdict counts, failures are retried with backoff, then score 0.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import json
 import logging
 import math
 import re
-import unicodedata
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ai4va_fg_dataset.core import geometry
-from ai4va_fg_dataset.core.prompts import CHOICE_LETTERS
-from ai4va_fg_dataset.core.tags import tag_contents
+from ai4va_fg_dataset.core.scoring import score_answer
 from ai4va_fg_dataset.core.tool_calls import CLOSE_TAG, OPEN_TAG, ToolCallError, parse_tool_calls
 
 logger = logging.getLogger(__name__)
@@ -106,13 +115,6 @@ def _message_text(message: dict) -> str:
     return "".join([content] + [_serialise_call(call) for call in calls])
 
 
-def _answer_spans(text: str) -> list[str]:
-    """The texts of ``<answer>...</answer>`` pairs, as ``re.findall(r"<answer>(.*?)</answer>", text, re.S)``
-    gives them, in one linear scan (the regex rescans from every unclosed tag: quadratic). Exact-case
-    tags; the scan is :func:`ai4va_fg_dataset.core.tags.tag_contents`, the one the eval's answer extraction uses."""
-    return tag_contents(text, "answer")
-
-
 def assistant_turns(completion: Any) -> list[str]:
     """The assistant turns of one completion, as text.
 
@@ -133,13 +135,10 @@ def assistant_turns(completion: Any) -> list[str]:
     return turns or [""]
 
 
-def extract_answer(completion: Any) -> str | None:
-    """Text inside the last ``<answer></answer>`` of the last assistant turn, stripped; ``None`` if absent.
-
-    Linear in the completion length.
-    """
-    found = _answer_spans(assistant_turns(completion)[-1])
-    return found[-1].strip() if found else None
+def completion_text(completion: Any) -> str:
+    """A completion as the text its answer is read from: the assistant turns joined by newlines (tool calls
+    re-serialised), as the eval's zoom agent records a trajectory (``lmms_eval_tasks.trajectory``)."""
+    return "\n".join(assistant_turns(completion))
 
 
 def count_parse_failures(completion: Any) -> int:
@@ -183,72 +182,23 @@ def format_reward(completions: list, mode: str = "tool", **kwargs) -> list[float
 # ----------------------------------------------------------------------------------------- accuracy
 
 
-def _normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", str(text)).lower()
-    text = re.sub(r"[^\w\s]", " ", text)
-    return " ".join(text.split())
-
-
-def choice_letter(prediction: str, choices: Sequence[str] | None) -> str | None:
-    """The option letter a predicted answer names: ``"B"``, ``"(B)"``, ``"B. text"``, or the option text itself.
-
-    Returns ``None`` when no option can be identified.
-    """
-    pred = prediction.strip()
-    n = len(choices) if choices else len(CHOICE_LETTERS)
-    letters = CHOICE_LETTERS[:n]
-    m = re.match(r"^\(?\s*([A-Ha-h])\s*(?:[\).:]|$|\s)", pred)
-    if m and m.group(1).upper() in letters:
-        return m.group(1).upper()
-    if choices:
-        norm = _normalise(pred)
-        for letter, text in zip(letters, choices):
-            if norm and norm == _normalise(text):
-                return letter
-    return None
-
-
-def parse_number(text: str) -> float | None:
-    """The first number in ``text`` (``"3"``, ``"3.0"``, ``"three"`` is not parsed); ``None`` if there is none."""
-    m = re.search(r"-?\d+(?:\.\d+)?", text.replace(",", ""))
-    return float(m.group(0)) if m else None
-
-
 def accuracy_score(
-    prediction: str | None,
-    answer: str,
+    completion: Any,
+    answer: Any,
     answer_type: str,
     choices: Sequence[str] | None = None,
     question: str | None = None,
-    judge: Callable[[str, str, str], float] | None = None,
+    judge: Callable | None = None,
 ) -> float:
-    """1.0 if ``prediction`` is correct, else 0.0 (method.md section 3 metrics).
+    """R_acc of one completion: :func:`ai4va_fg_dataset.core.scoring.score_answer` of its
+    :func:`completion_text`, the score the evaluation metric gives (method.md section 3).
 
-    * ``choice``: the predicted option letter equals ``answer``;
-    * ``number``: the first number in the prediction equals ``answer`` (Character Counting);
-    * ``open``: ``judge(question, answer, prediction)`` (an LLM judge, a score in [0, 1]) when given,
-      else normalised exact match or the reference contained in the prediction.
-    A missing prediction scores 0; a judge error scores 0.
+    Raises:
+        ValueError: a bad dataset row (unknown ``answer_type``, a key that is not an option letter or
+            an integer); :func:`accuracy_reward` turns it into a logged 0.
     """
-    if prediction is None or not prediction.strip():
-        return 0.0
-    if answer_type == "choice":
-        return float(choice_letter(prediction, choices) == str(answer).strip().upper())
-    if answer_type == "number":
-        pred, ref = parse_number(prediction), parse_number(str(answer))
-        return float(pred is not None and ref is not None and pred == ref)
-    if judge is not None:
-        try:
-            score = float(judge(question or "", str(answer), prediction))
-        except Exception as exc:  # noqa: BLE001  (a judge outage must not kill the run: score 0, logged)
-            logger.warning("LLM judge failed (%s: %s); accuracy scored 0", type(exc).__name__, exc)
-            return 0.0
-        if not math.isfinite(score):  # min(1, nan) is 1: a NaN must not score as correct
-            logger.warning("LLM judge returned %r; accuracy scored 0", score)
-            return 0.0
-        return max(0.0, min(1.0, score))
-    ref, pred = _normalise(answer), _normalise(prediction)
-    return float(bool(ref) and (pred == ref or ref in pred))
+    return score_answer(completion_text(completion), answer_type=answer_type, key=answer, choices=choices,
+                        question=question, judge=judge).score
 
 
 def accuracy_reward(
@@ -257,19 +207,21 @@ def accuracy_reward(
     answer_type: list[str],
     choices: list | None = None,
     question: list | None = None,
-    judge: Callable[[str, str, str], float] | None = None,
+    judge: Callable | None = None,
     **kwargs,
 ) -> list[float]:
-    """R_acc (method.md section 4): :func:`accuracy_score` of each completion's final ``<answer>``.
+    """R_acc (method.md section 4): :func:`accuracy_score` of each completion, 1.0 correct, 0.0 otherwise.
 
-    Never raises for a completion: one whose scoring fails scores 0 (logged, counted in :data:`REWARD_ERRORS`).
+    The same rules as the lmms-eval metric (``ai4va_fg_dataset.core.scoring``): the last ``<answer>`` of
+    the whole trajectory, or an explicit answer without tags; open answers by ``judge(question,
+    reference, prediction) -> bool`` when given, else the normalised exact match. Never raises for a
+    completion: one whose scoring fails scores 0 (logged, counted in :data:`REWARD_ERRORS`).
     """
     n = len(completions)
     choices = choices if choices is not None else [None] * n
     question = question if question is not None else [None] * n
     return [
-        _guarded("accuracy_reward", 0.0, lambda c, a, t, ch, q: accuracy_score(extract_answer(c), a, t, ch, q, judge),
-                 c, a, t, ch, q)
+        _guarded("accuracy_reward", 0.0, accuracy_score, c, a, t, ch, q, judge)
         for c, a, t, ch, q in zip(completions, answer, answer_type, choices, question)
     ]
 
@@ -407,64 +359,134 @@ def grounding_reward(completions: list, environments: list, answer: list[str], a
 # --------------------------------------------------------------------------------------------- build
 
 
+@dataclasses.dataclass(frozen=True)
+class RewardSpec:
+    """One registered reward function.
+
+    Attributes:
+        func: the reward, TRL's ``reward_funcs`` form (``completions`` and dataset columns as keyword
+            arguments, one float per completion); its ``__name__`` is the registry name, which TRL logs
+            (``rewards/<name>/mean``) and :class:`~trl_rarl.trainer.RARLTrainer` selects by.
+        options: ``options(args, judge) -> dict``: the keyword arguments the config gives it.
+    """
+
+    func: Callable[..., list[float]]
+    options: Callable[[Any, Callable | None], dict]
+
+    @property
+    def name(self) -> str:
+        """The registry name (``func.__name__``)."""
+        return self.func.__name__
+
+
+REWARD_FUNCS: dict[str, RewardSpec] = {}
+"""Registered reward functions by name (:func:`register_reward`); ``RARLConfig.reward_funcs`` picks from it."""
+
+
+def _no_options(args, judge) -> dict:
+    return {}
+
+
+def register_reward(func: Callable | None = None, *, options: Callable[[Any, Callable | None], dict] | None = None):
+    """Register a reward function under its ``__name__`` (usable as a decorator, with or without arguments).
+
+    Args:
+        func: the reward function (TRL ``reward_funcs`` form).
+        options: ``options(args, judge) -> dict`` of keyword arguments from a
+            :class:`~trl_rarl.config.RARLConfig` and the judge; default: none.
+
+    Returns:
+        ``func`` unchanged (or the decorator).
+
+    Raises:
+        ValueError: a name already registered to another function, or a callable without a usable ``__name__``.
+    """
+
+    def register(f: Callable) -> Callable:
+        name = getattr(f, "__name__", None)
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"reward function {f!r} needs a __name__ (its registry and logging name)")
+        if name in REWARD_FUNCS and REWARD_FUNCS[name].func is not f:
+            raise ValueError(f"a reward named {name!r} is already registered ({REWARD_FUNCS[name].func!r})")
+        REWARD_FUNCS[name] = RewardSpec(f, options or _no_options)
+        return f
+
+    return register(func) if func is not None else register
+
+
+def _tool_options(args, judge) -> dict:
+    return {"conditioning": args.tool_reward_conditioning, "warm_start_steps": args.warm_start_steps, "judge": judge}
+
+
+register_reward(format_reward, options=lambda args, judge: {"mode": args.prompt_mode})
+register_reward(accuracy_reward, options=lambda args, judge: {"judge": judge})
+register_reward(tool_count_reward, options=_tool_options)
+register_reward(tool_iou_reward, options=_tool_options)
+register_reward(grounding_reward, options=lambda args, judge: {**_tool_options(args, judge), "tau": args.grounding_tau})
+
+RARL_REWARDS: tuple[str, ...] = ("format_reward", "accuracy_reward", "tool_count_reward", "tool_iou_reward")
+"""The RARL reward (method.md section 4): ``R_format + R_acc + R_tool``, ``R_tool`` split into count and IoU
+(``grounding_reward`` in place of ``tool_iou_reward`` for method.md section 5)."""
+
+GRPO_REWARDS: tuple[str, ...] = ("format_reward", "accuracy_reward")
+"""Vanilla GRPO (method.md section 4): accuracy + format."""
+
+WARM_START_REWARDS: tuple[str, ...] = ("format_reward", "tool_count_reward")
+"""Rewards active during the warm start (method.md section 4: "only basic tool-usage rewards (format + tool
+count)"); the others get weight 0 then."""
+
+
+def make_reward_funcs(names: Sequence[str], args, judge: Callable | None = None) -> list[Callable]:
+    """The registered rewards ``names``, in that order, bound to their config options.
+
+    Args:
+        names: registry names (:data:`REWARD_FUNCS`).
+        args: the config the options are read from (a :class:`~trl_rarl.config.RARLConfig`, or anything with
+            the attributes the named rewards read: ``prompt_mode``; for the tool rewards
+            ``tool_reward_conditioning`` and ``warm_start_steps``; for ``grounding_reward`` ``grounding_tau``).
+        judge: ``judge(question, reference, prediction) -> bool`` for open answers, or ``None``.
+
+    Returns:
+        ``functools.partial`` objects; TRL names each after the wrapped function, i.e. its registry name.
+
+    Raises:
+        ValueError: a name that is not registered (the message lists the registered ones).
+    """
+    unknown = [n for n in names if n not in REWARD_FUNCS]
+    if unknown:
+        raise ValueError(f"unknown reward function(s) {unknown}; registered: {sorted(REWARD_FUNCS)}")
+    return [functools.partial(REWARD_FUNCS[n].func, **REWARD_FUNCS[n].options(args, judge)) for n in names]
+
+
 def rarl_reward_funcs(args, judge: Callable | None = None) -> list[Callable]:
-    """The RARL reward functions configured by a :class:`~trl_rarl.config.RARLConfig`, in the order of
-    ``args.reward_weights``: ``[format_reward, accuracy_reward, tool_count_reward, tool_iou_reward |
-    grounding_reward]`` (``functools.partial`` objects; TRL logs each under the wrapped function's name)."""
-    common = {"conditioning": args.tool_reward_conditioning, "warm_start_steps": args.warm_start_steps, "judge": judge}
-    partial = functools.partial
-    iou = (
-        partial(grounding_reward, tau=args.grounding_tau, **common)
-        if args.grounding_reward
-        else partial(tool_iou_reward, **common)
-    )
-    return [
-        partial(format_reward, mode=args.prompt_mode),
-        partial(accuracy_reward, judge=judge),
-        partial(tool_count_reward, **common),
-        iou,
-    ]
+    """The reward functions a :class:`~trl_rarl.config.RARLConfig` names in ``args.reward_funcs`` (default
+    :data:`RARL_REWARDS`), in that order, which is the order of ``args.reward_weights``."""
+    return make_reward_funcs(getattr(args, "reward_funcs", None) or RARL_REWARDS, args, judge)
 
 
 def grpo_reward_funcs(mode: str = "think", judge: Callable | None = None) -> list[Callable]:
-    """Vanilla GRPO rewards (method.md section 4): ``[format, accuracy]``."""
-    return [functools.partial(format_reward, mode=mode), functools.partial(accuracy_reward, judge=judge)]
+    """Vanilla GRPO rewards (method.md section 4): :data:`GRPO_REWARDS` with the prompt mode ``mode``."""
+    return make_reward_funcs(GRPO_REWARDS, types.SimpleNamespace(prompt_mode=mode), judge)
 
 
-JUDGE_PROMPT = (
-    "You grade answers to a question about a comic panel.\n"
-    "Question: {question}\nReference answer: {reference}\nCandidate answer: {prediction}\n"
-    "Is the candidate answer correct, i.e. does it agree with the reference in meaning? Reply with one word: yes or no."
-)
-
-
-JUDGE_REPLY = re.compile(r"\s*(yes|no)\s*[.!]?\s*", re.IGNORECASE)
-"""The accepted replies of :func:`make_llm_judge`'s judge (matched against the whole reply)."""
-
-
-def make_llm_judge(client) -> Callable[[str, str, str], float]:
-    """An LLM judge for open-ended accuracy (Panel Understanding, method.md section 3).
+def make_llm_judge(client: Any = None, settings: Any = None) -> Callable[[str, str, str], bool]:
+    """The LLM judge for open-ended accuracy (Panel Understanding, method.md section 3): the very judge
+    the evaluation uses (:class:`ai4va_fg_dataset.core.llm.Judge`: same prompt, verdict parser,
+    retries with backoff, disk cache and settings).
 
     Args:
-        client: anything with ``generate(prompt, images) -> str`` (``ai4va_fg_dataset.core.llm.make_client``).
+        client: optional model to ask instead of the one the settings name (anything with
+            ``generate(prompt, images) -> str``; its verdicts are not disk-cached).
+        settings: a :class:`ai4va_fg_dataset.core.llm.JudgeSettings`; ``None``: the evaluation's
+            ``AI4VA_FG_JUDGE_*`` environment (:meth:`JudgeSettings.from_env`).
 
     Returns:
-        ``judge(question, reference, prediction)``: 1.0 for the reply ``yes``, 0.0 for ``no``; the only
-        accepted replies are :data:`JUDGE_REPLY`: the one word, any case, surrounding whitespace and
-        one final ``.`` or ``!`` allowed. Anything else ("Yesterday...", "yes and no", an empty or
-        non-text reply) raises :class:`ValueError`. Verdicts are memoised (the accuracy reward and
-        both correctness-conditioned tool rewards judge the same completion: one client call serves
-        all three). Errors (client or reply) are not cached; they propagate to :func:`accuracy_score`,
-        which logs them and scores 0.
+        ``judge(question, reference, prediction) -> bool``; it raises
+        :class:`ai4va_fg_dataset.core.llm.JudgeError` when no well-formed verdict came back after the
+        retries, which :func:`accuracy_score` logs and scores 0. Verdicts are memoised and cached on
+        disk (the accuracy reward and both correctness-conditioned tool rewards judge the same
+        completion: one request serves all three).
     """
+    from ai4va_fg_dataset.core.llm import Judge, JudgeSettings
 
-    @functools.lru_cache(maxsize=65536)
-    def judge(question: str, reference: str, prediction: str) -> float:
-        reply = client.generate(JUDGE_PROMPT.format(question=question, reference=reference, prediction=prediction), [])
-        m = JUDGE_REPLY.fullmatch(reply) if isinstance(reply, str) else None
-        if m is None:
-            shown = repr(reply[:80]) if isinstance(reply, str) else type(reply).__name__
-            raise ValueError(f"judge reply {shown} is not 'yes' or 'no'")
-        return float(m.group(1).lower() == "yes")
-
-    return judge
+    return Judge(settings if settings is not None else JudgeSettings.from_env(), client=client)

@@ -28,11 +28,8 @@ from ai4va_fg_dataset.core.chat_template import install_tool_chat_template
 from .config import RARLConfig
 from .environment import zoom_environment_factory
 from .metrics import METRIC_NAMES, zoom_metrics
-from .rewards import rarl_reward_funcs
-from .schedule import WARM_START, CurriculumSampler, RARLSchedule, ScheduleCallback
-
-WARM_START_REWARDS = ("format_reward", "tool_count_reward")
-"""Reward functions active during the warm start (method.md section 4: format + tool count only)."""
+from .rewards import WARM_START_REWARDS, rarl_reward_funcs
+from .schedule import WARM_START, RARLSchedule, ScheduleCallback, curriculum_sampler
 
 
 class RARLTrainer(GRPOTrainer):
@@ -40,14 +37,16 @@ class RARLTrainer(GRPOTrainer):
 
     Args:
         model: model id/path or a loaded Qwen2.5-VL (as for ``GRPOTrainer``).
-        reward_funcs: defaults to :func:`trl_rarl.rewards.rarl_reward_funcs` ``(args, judge)``.
+        reward_funcs: defaults to :func:`trl_rarl.rewards.rarl_reward_funcs` ``(args, judge)``: the rewards
+            ``args.reward_funcs`` names, in that order, weighted by ``args.reward_weights``.
         args: a :class:`~trl_rarl.config.RARLConfig`.
         train_dataset: AI4VA-FG rows with a ``prompt`` column (:func:`trl_rarl.data.to_grpo_dataset`);
             with a curriculum, a ``task`` column too.
         processing_class: the processor; loaded from ``model`` when ``None``. The tool chat template is
             installed on it unless ``args.use_tool_chat_template`` is false.
         environment_factory: defaults to :func:`trl_rarl.environment.zoom_environment_factory`.
-        judge: optional ``judge(question, reference, prediction) -> float`` for open-ended accuracy.
+        judge: optional ``judge(question, reference, prediction) -> bool`` for open-ended accuracy
+            (:func:`ai4va_fg_dataset.core.scoring.score_answer`).
         **kwargs: passed to ``GRPOTrainer`` (``eval_dataset``, ``callbacks``, ``peft_config``, ...).
 
     Raises:
@@ -110,8 +109,11 @@ class RARLTrainer(GRPOTrainer):
             **kwargs,
         )
         self._full_reward_weights = self.reward_weights.clone()
+        # Warm start by reward name (TRL names a reward function after the function a partial wraps, i.e. its
+        # registry name): rewards not in args.warm_start_reward_funcs weigh 0 until warm_start_steps.
+        warm_names = set(getattr(args, "warm_start_reward_funcs", WARM_START_REWARDS))
         self._warm_reward_weights = self.reward_weights * torch.tensor(
-            [float(name in WARM_START_REWARDS) for name in self.reward_func_names]
+            [float(name in warm_names) for name in self.reward_func_names]
         )
         # ZeRO-3 + transformers generation: TRL gathers the sharded weights (a collective) on every turn, and
         # generate() syncs every decoding step across ranks; rollouts end after different numbers of turns on
@@ -125,23 +127,9 @@ class RARLTrainer(GRPOTrainer):
             )
 
     # --- curriculum ---------------------------------------------------------------------------
-    def _get_train_sampler(self, dataset=None):
-        if not self.schedule.stages:
-            return super()._get_train_sampler(dataset)
-        dataset = dataset if dataset is not None else self.train_dataset
-        if "task" not in dataset.column_names:
-            raise ValueError("a curriculum needs a 'task' column in the train dataset")
-        args = self.args
-        return CurriculumSampler(
-            tasks=list(dataset["task"]),
-            schedule=self.schedule,
-            mini_repeat_count=self.num_generations,
-            batch_size=args.generation_batch_size // self.num_generations,
-            repeat_count=self.num_iterations * args.steps_per_generation,
-            steps_per_chunk=self.num_iterations * args.steps_per_generation / args.gradient_accumulation_steps,
-            total_steps=args.max_steps,
-            seed=args.seed,
-        )
+    def _get_train_sampler(self, dataset=None):  # shared with recipes/grpo.py (vanilla GRPO)
+        sampler = curriculum_sampler(self, self.schedule, dataset)
+        return sampler if sampler is not None else super()._get_train_sampler(dataset)
 
     # --- ZeRO-3 multi-turn rollouts -------------------------------------------------------------
     def _generate(self, prompts):

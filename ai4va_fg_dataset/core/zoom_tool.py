@@ -39,6 +39,18 @@ from .tool_calls import (  # noqa: F401  (re-exported: the executor's public voc
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_MAX_TURNS = 5
+"""Assistant turns per tool-mode rollout, training and evaluation alike (method.md section 4: "4096 x 5 over
+turns"; section 5: "max 5 turns"): ``RARLConfig.max_turns`` and the eval agent's ``max_turns``."""
+
+DEFAULT_MAX_ZOOM_CALLS = DEFAULT_MAX_TURNS - 1
+"""Zoom calls per sample, training and evaluation alike: ``RARLConfig.max_zoom_calls`` and the eval agent's
+``max_calls`` (``lmms_eval_tasks.models.zoom_agent``), so a policy is evaluated under the budget it was
+trained with. 4 = one crop per tool turn of a 5-turn rollout (the last turn answers): above the paper's
+RARL averages (1.01 to 1.88 calls per sample, method.md section 3) and the two regions Character
+Identification needs. A config that differs says so by name (``rarl_tiny_cpu.yaml``: ``max_zoom_calls: 2``
+with ``max_turns: 3``; the agent's ``max_calls=N`` model arg)."""
+
 
 @dataclass
 class ZoomCallRecord:

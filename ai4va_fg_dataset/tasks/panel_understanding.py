@@ -21,6 +21,7 @@ import random
 import re
 
 from ..core.geometry import crop_image
+from ..core.llm import scrub
 from ..page import Page
 from ..reading_order import describe_positions, reading_order
 from ..schema import Sample
@@ -109,8 +110,6 @@ class PanelUnderstandingGenerator(TaskGenerator):
     """
 
     name = "panel_understanding"
-    panel_scope = "single"
-    skill = "understanding"
 
     def __init__(self, client=None, questions: int = DEFAULT_QUESTIONS):
         super().__init__()
@@ -122,6 +121,10 @@ class PanelUnderstandingGenerator(TaskGenerator):
     def why_not(self, page: Page) -> str | None:
         if self.client is None:
             return "no VLM client configured (--pu-provider)"
+        return self.annotation_why_not(page)
+
+    def annotation_why_not(self, page: Page) -> str | None:
+        """The page needs panel boxes (the VLM client is the run's configuration, not the page's)."""
         if not page.panels:
             return "no panel boxes"
         return None
@@ -139,8 +142,10 @@ class PanelUnderstandingGenerator(TaskGenerator):
             try:
                 reply = self.client.generate(prompt, [crop_image(image, panel.bbox)])
             except Exception as exc:  # noqa: BLE001 - any client / network error: skip the panel, count it
-                logger.warning("%s panel %s: VLM call failed: %s: %s", page.page_id, panel.id, type(exc).__name__, exc)
-                self.skip(f"panel: VLM call failed ({type(exc).__name__})")
+                # core.llm.LLMError names the failure in .kind (the SDK error, "HTTP 429"...), already scrubbed
+                kind = getattr(exc, "kind", None) or type(exc).__name__
+                logger.warning("%s panel %s: VLM call failed: %s: %s", page.page_id, panel.id, kind, scrub(exc))
+                self.skip(f"panel: VLM call failed ({kind})")
                 continue
             _, pairs = parse_qa(reply if isinstance(reply, str) else "")
             if not pairs:
@@ -151,5 +156,6 @@ class PanelUnderstandingGenerator(TaskGenerator):
                 out.append(self.sample(
                     page, len(out), image=data, question=f"In {where[i]}: {q}", answer=a, answer_type="open",
                     width=page.width, height=page.height, bboxes=[list(panel.bbox)],
+                    panel_bboxes=[list(panel.bbox)],
                 ))
         return out

@@ -29,7 +29,7 @@ Model args (``--model_args key=value,...``):
 ``pretrained``              checkpoint folder or Hub id (required)
 ``backend``                 ``hf`` (default) or ``vllm``
 ``max_turns``               most assistant turns per sample (default 5; the last one cannot zoom)
-``max_calls``               most zoom calls per sample (default 8; extra calls get an error message)
+``max_calls``               most zoom calls per sample (default 4; extra calls get an error message)
 ``coords``                  frame of the model's boxes: ``qwen`` (Qwen2/2.5-VL resized image,
                             default), ``pixels`` (original page pixels), ``norm1000`` (0..1000)
 ``chat_template``           ``tool`` (the project's Qwen2.5-VL tool template, default), ``model``
@@ -39,6 +39,11 @@ Model args (``--model_args key=value,...``):
 ``batch_size``              conversations advanced together (vLLM; HF runs them one by one)
 ``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``: vLLM engine settings
 =========================== =====================================================================
+
+The turn and call budgets default to ``ai4va_fg_dataset.core.zoom_tool.DEFAULT_MAX_TURNS`` /
+``DEFAULT_MAX_ZOOM_CALLS``, the defaults of ``trl_rarl.RARLConfig`` (``max_turns`` / ``max_zoom_calls``): a
+RARL policy is evaluated under the budget it was trained with; a run that differs says so by name
+(``max_calls=N``).
 """
 
 from __future__ import annotations
@@ -52,7 +57,12 @@ from tqdm import tqdm
 
 from ai4va_fg_dataset.core.images import decode_image
 from ai4va_fg_dataset.core.prompts import zoom_tool_schema
-from ai4va_fg_dataset.core.zoom_tool import ZoomTool, parse_tool_calls
+from ai4va_fg_dataset.core.zoom_tool import (
+    DEFAULT_MAX_TURNS,
+    DEFAULT_MAX_ZOOM_CALLS,
+    ZoomTool,
+    parse_tool_calls,
+)
 from lmms_eval_tasks.trajectory import Trajectory
 
 logger = logging.getLogger(__name__)
@@ -150,8 +160,8 @@ class ZoomAgent(lmms):
         self,
         pretrained: str,
         backend: str = "hf",
-        max_turns: int = 5,
-        max_calls: int = 8,
+        max_turns: int = DEFAULT_MAX_TURNS,
+        max_calls: int = DEFAULT_MAX_ZOOM_CALLS,
         coords: str = "qwen",
         chat_template: str = "tool",
         min_pixels: int | None = None,
