@@ -19,6 +19,11 @@ bboxes         list[list[float32, 4]]        grounding regions ``[x1, y1, x2, y2
 width, height  int32                         size of ``image`` in pixels
 page_id        string                        the source page; splits never share a page
 source         string                        adapter / dataset the page came from
+panel_bboxes   list[list[float32, 4]]        the panels that contain the grounding entities,
+                                             ``[x1, y1, x2, y2]`` page pixels, one per panel, in
+                                             reading order (the manual panel zoom of paper Table
+                                             3.3); empty where the source has no panels or the
+                                             task has no grounding entity
 panel_scope    string                        ``"single"`` or ``"multi"`` panel question
 skill          string                        ``"recognition"`` or ``"understanding"``
 ============== ============================= ====================================================
@@ -26,35 +31,47 @@ skill          string                        ``"recognition"`` or ``"understandi
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .core.prompts import CHOICE_LETTERS, format_choices  # noqa: F401  (the row schema's choice letters)
+from .tasks.spec import ANSWER_TYPES, TASK_NAMES
+from .tasks.spec import TASK_TITLES as _SPEC_TITLES
 
-TASKS: tuple[str, ...] = (
-    "panel_understanding",
-    "action_recognition",
-    "depth_comparison",
-    "dialog_reordering",
-    "panel_reordering",
-    "character_identification",
-    "character_counting",
-)
-"""Config names of the seven AI4VA-FG tasks (method.md section 2), in the paper's table order."""
+TASKS: Sequence[str] = TASK_NAMES
+"""Config names of the AI4VA-FG tasks, in the paper's table order (method.md section 2): the names of
+the :class:`~ai4va_fg_dataset.tasks.spec.TaskSpec` declarations, live (a task registered with
+:func:`~ai4va_fg_dataset.tasks.spec.register_task` appears here)."""
 
-TASK_TITLES: dict[str, str] = {
-    "panel_understanding": "Panel Understanding",
-    "action_recognition": "Action Recognition",
-    "depth_comparison": "Depth Comparison",
-    "dialog_reordering": "Dialog Reordering",
-    "panel_reordering": "Panel Reordering",
-    "character_identification": "Character Identification",
-    "character_counting": "Character Counting",
-}
+TASK_TITLES: Mapping[str, str] = _SPEC_TITLES
+"""``{task: title}`` from the task declarations (live, like :data:`TASKS`)."""
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
-ANSWER_TYPES: tuple[str, ...] = ("choice", "number", "open")
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("id", "string", "`\"<task>/<page_id>/<n>\"`, unique in the dataset"),
+    ("task", "string", "the task config name (see Tasks)"),
+    ("image", "Image", "the page with the task's marks drawn (PNG/JPEG bytes)"),
+    ("question", "string", "the question, without the options"),
+    ("choices", "list[string]", "option texts (empty for open / numeric answers)"),
+    ("answer", "string", "a letter `\"A\"`.. for choices, digits for counting, free text for Panel Understanding"),
+    ("answer_type", "string", "`\"choice\"`, `\"number\"` or `\"open\"`"),
+    ("bboxes", "list[list[float32, 4]]", ("grounding regions `[x1, y1, x2, y2]` in pixels of `image` (GT for the "
+                                          "zoom tool and the IoU reward); empty where the task has none")),
+    ("width", "int32", "width of `image` in pixels"),
+    ("height", "int32", "height of `image` in pixels"),
+    ("page_id", "string", "the source page; splits never share a page"),
+    ("source", "string", "adapter / dataset the page came from"),
+    ("panel_bboxes", "list[list[float32, 4]]", (
+        "the panels that contain the grounding entities, `[x1, y1, x2, y2]` page pixels, one per panel, in reading "
+        "order (the manual panel zoom of paper Table 3.3); empty where the source has no panels or the task has no "
+        "grounding entity")),
+    ("panel_scope", "string", "`\"single\"` or `\"multi\"` panel question (thesis Table 3.1)"),
+    ("skill", "string", "`\"recognition\"` or `\"understanding\"` (thesis Table 3.1)"),
+)
+"""``(column, type, meaning in Markdown)`` of every column, in :func:`features` order: the module
+docstring's table as data (the dataset card renders it)."""
 
 
 # Colours of the marks drawn on page images (method.md section 2: solid blue boxes, filled orange
@@ -81,6 +98,7 @@ def features():
             "height": Value("int32"),
             "page_id": Value("string"),
             "source": Value("string"),
+            "panel_bboxes": List(List(Value("float32"), length=4)),
             "panel_scope": Value("string"),
             "skill": Value("string"),
         }
@@ -107,6 +125,7 @@ class Sample:
     height: int
     choices: list[str] = field(default_factory=list)
     bboxes: list[list[float]] = field(default_factory=list)
+    panel_bboxes: list[list[float]] = field(default_factory=list)
     panel_scope: str = "single"
     skill: str = "recognition"
 
@@ -124,6 +143,9 @@ class Sample:
         for b in self.bboxes:
             if len(b) != 4 or not (b[0] < b[2] and b[1] < b[3]):
                 raise ValueError(f"sample {self.id}: bad grounding bbox {b!r}")
+        for b in self.panel_bboxes:
+            if len(b) != 4 or not (b[0] < b[2] and b[1] < b[3]):
+                raise ValueError(f"sample {self.id}: bad panel bbox {b!r}")
 
     def to_row(self) -> dict[str, Any]:
         """The sample as a dict of the dataset's columns (image still PIL or bytes)."""
@@ -140,6 +162,7 @@ class Sample:
             "height": int(self.height),
             "page_id": self.page_id,
             "source": self.source,
+            "panel_bboxes": [[float(v) for v in b] for b in self.panel_bboxes],
             "panel_scope": self.panel_scope,
             "skill": self.skill,
         }

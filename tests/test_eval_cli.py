@@ -29,12 +29,13 @@ import pytest
 import yaml
 from local_http import LocalServer, read_body, send_json
 
+from ai4va_fg_dataset.tasks.spec import task_names
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TASKS = ["panel_understanding", "action_recognition", "depth_comparison", "dialog_reordering",
-         "panel_reordering", "character_identification", "character_counting"]
+TASKS = list(task_names())  # every declared task gets rows below (a new task must add its branch)
 ZOOM_TASKS = ["panel_understanding", "action_recognition", "depth_comparison", "character_identification"]
 PAGE = (320, 240)
 # GT boxes of the test samples (page pixels).
@@ -114,9 +115,14 @@ def _samples():
                 s = Sample(question="Which marked entity is closer to the viewer?",
                            choices=["the left one", "the right one"], answer="A", answer_type="choice",
                            bboxes=DEPTH_BOXES, **kw)
-            else:
+            elif t == "speaker_attribution":
+                s = Sample(question="Who says the line in the marked balloon?", choices=["Mimi", "Eunice"],
+                           answer="AB"[i], answer_type="choice", bboxes=[[170, 10, 230, 40], ACTION_BOX], **kw)
+            elif t == "character_identification":
                 s = Sample(question="Are the two marked characters the same character?", choices=["yes", "no"],
                            answer="A", answer_type="choice", bboxes=CHARID_BOXES, panel_scope="multi", **kw)
+            else:
+                raise AssertionError(f"no test rows for task {t!r}: add a branch to _samples()")
             out.append(s)
     return out
 
@@ -425,7 +431,12 @@ def test_report_from_real_runs(direct_run, tool_run, env):
         assert label in md
     assert "| tiny-qwen2.5-vl | CharID | 2.00 | 0.562 | 0.125 | 1.000 |" in md
     assert (out / "ai4va_fg_accuracy.png").stat().st_size > 1000
-    assert len((out / "ai4va_fg_results.csv").read_text().splitlines()) == 6  # header, random, 4 rows
+    csv_lines = (out / "ai4va_fg_results.csv").read_text().splitlines()
+    assert len([line for line in csv_lines if ",paper," not in line]) == 6  # header, random, 4 rows (+ the paper's)
+    assert "| paper: 7B RARL |" in md and "## Warnings" not in md  # one dataset, no --limit: nothing to warn
+    # every logged sample names its dataset row, so an error traces back to the item
+    for task, logged in direct_run[1].items():
+        assert logged and all(isinstance(s.get("id"), str) and s["id"] for s in logged), task
 
 
 def test_manual_zoom_crops(env):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ai4va_fg_dataset.core import scoring as answers
+from ai4va_fg_dataset.tasks.spec import task_names
 from lmms_eval_tasks import path, report, scoring, trajectory, zoom_stats
 
 CHOICES = ["running", "sitting on a chair", "jumping", "sleeping"]
@@ -66,7 +67,9 @@ def test_extract_choice_two_options_and_letters():
         ("In panels 1, 2 and 5 the character appears 3 times", 3),  # last number without tags
         ("<answer>5</answer> (panels 1 and 2)", 5),
         ("<think>1, 2, 3</think><answer>12</answer>", 12),
-        ("<answer>2.5</answer>", None),
+        ("<answer>2.5</answer>", 2.5),  # read, and wrong for any count (absolute error 0.5)
+        ("<answer>3.0</answer>", 3),  # a whole decimal is that integer
+        ("<answer>" + "9" * 5000 + "</answer>", None),  # no count; int() of 4300+ digits would raise
         ("none", None),  # bare "none" outside tags is prose, not a count
         ("", None),
         ("no idea", None),
@@ -141,6 +144,8 @@ def test_score_sample():
     assert bad["accuracy"] == 0.0 and bad["parse_failure"] == 1.0
     count = scoring.score_sample(_doc(answer="4", answer_type="number", choices=[]), "<answer>6</answer>")
     assert count["accuracy"] == 0.0 and count["mae"] == 2.0 and count["parse_failure"] == 0.0
+    half = scoring.score_sample(_doc(answer="4", answer_type="number", choices=[]), "<answer>4.5</answer>")
+    assert half["accuracy"] == 0.0 and half["mae"] == 0.5 and half["parse_failure"] == 0.0
     assert scoring.score_sample(_doc(answer="4", answer_type="number", choices=[]), "?")["mae"] is None
     traj = trajectory.Trajectory(turns=["<answer>B</answer>"], tool_calls=1, crops=[[0, 0, 5, 10]]).dumps()
     zoomed = scoring.score_sample(_doc(), traj)
@@ -149,6 +154,8 @@ def test_score_sample():
         scoring.score_sample(_doc(answer_type="weird"), "B")
     with pytest.raises(ValueError, match="not an integer"):
         scoring.score_sample(_doc(answer="many", answer_type="number"), "3")
+    with pytest.raises(ValueError, match="x/1.*option letters"):
+        scoring.score_sample(_doc(answer="yes"), "B")  # a choice key must be a letter
 
 
 class _FakeJudge:
@@ -249,7 +256,7 @@ def test_default_config_is_not_a_task(tmp_path):
     (data / "README.md").write_text(CARD.replace("configs:\n", "configs:\n" + default))
     assert path.configs_with_test_split(data) == {"default", "dialog_reordering"}
     assert path.task_configs_with_test_split(data) == {"dialog_reordering"}
-    assert len(path.task_configs()) == 7 and "default" not in path.task_configs()
+    assert set(path.task_configs()) == set(task_names()) and "default" not in path.task_configs()
     omitted: list[str] = []
     out = path.write_overlay(str(data), tmp_path / "overlay", omitted)
     assert sorted(p.name for p in out.glob("*_reordering*.yaml")) == [
@@ -317,7 +324,8 @@ def test_report_tables(tmp_path):
     md = (out / "ai4va_fg_results.md").read_text()
     assert "| random | - | 25.00 |" in md and "| 1.50 |" in md  # counting MAE
     csv_lines = (out / "ai4va_fg_results.csv").read_text().splitlines()
-    assert len(csv_lines) == 4 and csv_lines[2].startswith("Qwen/Qwen2.5-VL-7B-Instruct,direct,")
+    runs = [line for line in csv_lines if ",paper," not in line]  # the paper's reference rows follow the runs
+    assert len(runs) == 4 and csv_lines[2].startswith("Qwen/Qwen2.5-VL-7B-Instruct,direct,")
     assert (out / "ai4va_fg_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".*tmp"))  # no temp files left behind
 

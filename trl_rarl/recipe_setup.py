@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ai4va_fg_dataset.schema import TASKS
+from ai4va_fg_dataset.tasks.spec import closed_tasks
 
-CLOSED_TASKS: tuple[str, ...] = tuple(t for t in TASKS if t != "panel_understanding")
-"""The closed-ended tasks (every task but ``panel_understanding``): the default training set of vanilla GRPO
-and SFT (method.md section 4)."""
+CLOSED_TASKS: tuple[str, ...] = closed_tasks(paper_only=True)
+"""The paper's closed-ended tasks (choice / number answers, :attr:`ai4va_fg_dataset.tasks.spec.TaskSpec.closed`;
+every paper task but ``panel_understanding``): the default training set of vanilla GRPO and SFT (method.md
+section 4), from the task declarations. Tasks beyond the paper (``closed_tasks()``) are opt-in via ``--tasks``."""
 
 
 LANGUAGE_LORA_TARGET_MODULES = (

@@ -24,8 +24,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import AnnotationError, BadRecordLog
 from ..core.geometry import parse_points
+from ..errors import AnnotationError, BadRecordLog
 from ..page import Balloon, Page, Panel, containing_panel
 from .base import Adapter, check_unique_ids, checked_polygon, image_size, slug
 
@@ -78,15 +78,10 @@ class AcbfAdapter(Adapter):
     """
 
     name = "acbf"
-    feeds: ClassVar[dict[str, str | None]] = {
-        "panel_understanding": None,
-        "action_recognition": _NO_CHARACTER_BOXES,
-        "depth_comparison": _NO_CHARACTER_BOXES,
-        "dialog_reordering": None,
-        "panel_reordering": None,
-        "character_identification": _NO_CHARACTER_BOXES,
-        "character_counting": _NO_CHARACTER_BOXES,
-    }
+    fills: ClassVar[frozenset[str]] = frozenset(
+        {"panels", "panels.order", "balloons", "balloons.text", "balloons.order"}
+    )
+    notes: ClassVar[dict[str, str]] = {"characters": _NO_CHARACTER_BOXES, "entities": _NO_CHARACTER_BOXES}
 
     def __init__(self, *, language: str = "en", source_name: str | None = None):
         self.language = language

@@ -21,14 +21,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import AnnotationError, BadRecordLog
 from ..core.geometry import BBox, GeometryError, Polygon, check_inside, polygon_bbox
+from ..errors import AnnotationError, BadRecordLog
 from ..page import Page
-from ..schema import TASKS
-
-MIN_PANELS_FOR_REORDERING = 3
-"""Panel Reordering removes panels and asks where one goes back (method.md section 2): a page
-needs at least this many panels for the question to have two distinct options."""
+from ..tasks.base import feasibility
 
 EDGE_TOLERANCE = 0.01
 """How far a box may reach past the image border, as a fraction of the image's longer side
@@ -36,9 +32,12 @@ EDGE_TOLERANCE = 0.01
 drawn past the page edge in real annotations (craphound ``page4.jpg``: a frame 9 px past a
 994 px wide page)."""
 
-MIN_POSE_LABELS = 4
-"""Action Recognition has 4 options whose distractors are other pose/action labels (method.md
-section 2): the loaded pages need at least this many distinct labels."""
+class _FormatFeeds:
+    """``Adapter.feeds``: computed from the class's :attr:`Adapter.fills` and the registered task
+    declarations on every access (so a newly registered task has an entry)."""
+
+    def __get__(self, obj: object, cls: type[Adapter]) -> dict[str, str | None]:
+        return cls.format_feeds()
 
 
 class Adapter(ABC):
@@ -47,13 +46,20 @@ class Adapter(ABC):
     Attributes:
         name: the adapter key in :data:`ai4va_fg_dataset.adapters.ADAPTERS`, also the default
             ``Page.source``.
-        feeds: for **every** task of :data:`ai4va_fg_dataset.schema.TASKS`, ``None`` if the format
-            can feed it, else the reason why not. This is the format-level statement; what a given
-            file actually feeds is :meth:`capabilities`.
+        fills: the page-model fields the format can fill (names of
+            :data:`~ai4va_fg_dataset.tasks.spec.PAGE_FIELDS`, e.g. ``"balloons.text"``). What a task
+            needs is its declaration's :attr:`~ai4va_fg_dataset.tasks.spec.TaskSpec.needs`.
+        notes: optional explanations of why a field is not filled, by field or collection (e.g.
+            ``{"characters": "ACBF names characters only at book level ..."}``); used in the reasons.
+        feeds: ``{task: None | reason}`` for every registered task, from :attr:`fills` alone (the
+            format-level statement, read-only, computed); what a given file actually feeds is
+            :meth:`capabilities`.
     """
 
     name: str = ""
-    feeds: ClassVar[dict[str, str | None]] = {}
+    fills: ClassVar[frozenset[str]] = frozenset()
+    notes: ClassVar[dict[str, str]] = {}
+    feeds = _FormatFeeds()
 
     @abstractmethod
     def load(self, path: str | Path, *, log: BadRecordLog) -> list[Page]:
@@ -63,64 +69,25 @@ class Adapter(ABC):
             AnnotationError: in strict mode (``log.skip_bad`` false), at the first bad record.
         """
 
-    def capabilities(self, pages: Sequence[Page]) -> dict[str, str | None]:
-        """Which tasks the loaded ``pages`` can feed: ``{task: None | reason}`` for every task.
+    @classmethod
+    def format_feeds(cls) -> dict[str, str | None]:
+        """``{task: None | reason}`` for every registered task, from :attr:`fills` alone: a task is
+        fed by the format when its spec's ``needs`` are all filled (see :attr:`feeds`).
 
-        A task is fed when the format can feed it (:attr:`feeds`) **and** the content has what the
-        task needs (method.md section 2):
-
-        - panel_understanding: panel boxes;
-        - action_recognition: characters with pose/action labels, at least
-          :data:`MIN_POSE_LABELS` distinct labels (4 options);
-        - depth_comparison: two entities of one panel (or page) with different ordinal depths;
-        - dialog_reordering: a page with at least two transcribed balloons in annotated order;
-        - panel_reordering: a page with at least :data:`MIN_PANELS_FOR_REORDERING` panels;
-        - character_identification: characters with identities in at least two different panels;
-        - character_counting: characters with identities.
+        Raises:
+            ValueError: :attr:`fills` names a field not in ``PAGE_FIELDS``.
         """
-        content = content_capabilities(pages)
-        return {t: (self.feeds.get(t) or content[t]) for t in TASKS}
+        return feasibility(None, cls.fills, source=cls.name or cls.__name__, notes=cls.notes)
 
+    def capabilities(self, pages: Sequence[Page]) -> dict[str, str | None]:
+        """Which registered tasks the loaded ``pages`` can feed: ``{task: None | reason}``.
 
-def content_capabilities(pages: Sequence[Page]) -> dict[str, str | None]:
-    """The content half of :meth:`Adapter.capabilities`, for any pages (see there)."""
-    out: dict[str, str | None] = {}
-    out["panel_understanding"] = None if any(p.panels for p in pages) else "no panel boxes"
-    poses = {e.pose for p in pages for e in p.characters if e.pose}
-    out["action_recognition"] = (
-        None
-        if len(poses) >= MIN_POSE_LABELS
-        else f"{len(poses)} distinct character pose/action labels, need {MIN_POSE_LABELS}"
-    )
-
-    def has_depth_pair(page: Page) -> bool:
-        groups: dict[object, set[float]] = {}
-        for e in page.entities:
-            if e.depth is not None:
-                groups.setdefault(e.panel_id, set()).add(e.depth)
-        return any(len(d) >= 2 for d in groups.values())
-
-    out["depth_comparison"] = (
-        None if any(has_depth_pair(p) for p in pages) else "no two entities with different ordinal depths"
-    )
-    out["dialog_reordering"] = (
-        None
-        if any(sum(1 for b in p.balloons if b.text and b.order is not None) >= 2 for p in pages)
-        else "no page with two transcribed balloons in annotated reading order"
-    )
-    out["panel_reordering"] = (
-        None
-        if any(len(p.panels) >= MIN_PANELS_FOR_REORDERING for p in pages)
-        else f"no page with at least {MIN_PANELS_FOR_REORDERING} panels"
-    )
-    with_identity = [p for p in pages if any(e.identity for e in p.characters)]
-    out["character_counting"] = None if with_identity else "no characters with identity labels"
-    out["character_identification"] = (
-        None
-        if any(len({e.panel_id for e in p.characters if e.identity and e.panel_id}) >= 2 for p in with_identity)
-        else "no page with identified characters in two different panels"
-    )
-    return {t: out[t] for t in TASKS}
+        A task is fed when the format fills every page field its declaration needs
+        (:attr:`fills`, :attr:`feeds`) **and** at least one page passes the task generator's check
+        (:func:`ai4va_fg_dataset.tasks.feasibility`: the generator is the one authority on what a
+        page must hold, e.g. three transcribed balloons in reading order for Dialog Reordering).
+        """
+        return feasibility(pages, self.fills, source=self.name or type(self).__name__, notes=self.notes)
 
 
 def load_json(path: str | Path) -> Any:

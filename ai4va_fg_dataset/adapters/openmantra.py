@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import AnnotationError, BadRecordLog
 from ..core.geometry import xywh_to_xyxy
+from ..errors import AnnotationError, BadRecordLog
 from ..page import Balloon, Page, Panel, containing_panel
 from .base import Adapter, check_unique_ids, checked_box, image_size, load_json, short_repr, slug
 
@@ -50,15 +50,10 @@ class OpenMantraAdapter(Adapter):
     """
 
     name = "openmantra"
-    feeds: ClassVar[dict[str, str | None]] = {
-        "panel_understanding": None,
-        "action_recognition": _NO_CHARACTERS,
-        "depth_comparison": _NO_CHARACTERS,
-        "dialog_reordering": None,
-        "panel_reordering": None,
-        "character_identification": _NO_CHARACTERS,
-        "character_counting": _NO_CHARACTERS,
-    }
+    fills: ClassVar[frozenset[str]] = frozenset(
+        {"panels", "panels.order", "balloons", "balloons.text", "balloons.order"}
+    )
+    notes: ClassVar[dict[str, str]] = {"characters": _NO_CHARACTERS, "entities": _NO_CHARACTERS}
 
     def __init__(self, *, language: str = "en", source_name: str | None = None):
         if language not in LANGUAGES:

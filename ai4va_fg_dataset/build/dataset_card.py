@@ -23,12 +23,12 @@ the cache key changes exactly when the data does.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import schema
-from ..schema import SPLITS, TASK_TITLES, TASKS
+from ..schema import COLUMNS, SPLITS, TASK_TITLES, TASKS
+from ..tasks.spec import get_task
 
 PAPER_TITLE = "Zooming into Comics: Region-Aware RL Improves Fine-Grained Comic Understanding in Vision-Language Models"
 PAPER_ARXIV = "2511.06490"
@@ -42,47 +42,17 @@ CITATION = f"""@misc{{chen2025zoomingcomics,
 }}"""
 """BibTeX of the source paper (method.md, "Source" line)."""
 
-TASK_DESCRIPTIONS: dict[str, tuple[str, str, str]] = {
-    "panel_understanding": (
-        "open (LLM judge)",
-        "the panel (described in words, not drawn)",
-        (
-            "Questions about one panel, located only by a reading-order phrase (\"the second panel of the "
-            "top row\"); questions and reference answers written by a VLM from the panel crop."
-        ),
-    ),
-    "action_recognition": (
-        "4 choices",
-        "the marked character",
-        "What is the character in the blue box doing? Distractors are other pose/action labels.",
-    ),
-    "depth_comparison": (
-        "2 choices",
-        "the two marked entities",
-        "Which of two marked entities is closer to the viewer (from ordinal depth annotations)?",
-    ),
-    "dialog_reordering": (
-        "2 choices",
-        "none",
-        "The balloon texts are given in the prompt; pick the correct reading order.",
-    ),
-    "panel_reordering": (
-        "2 choices",
-        "none",
-        "Insert a given panel into the right position among the missing panels.",
-    ),
-    "character_identification": (
-        "4 choices",
-        "the two marked characters",
-        "Are two characters marked in different panels the same entity?",
-    ),
-    "character_counting": (
-        "number",
-        "every appearance of the character",
-        "How many times does a given character appear on the page?",
-    ),
-}
-"""Per task: answer type, grounding boxes, one-line description (method.md section 2 table)."""
+def task_row(task: str) -> tuple[str, str, str, str]:
+    """``(answer, scope / skill, grounding boxes, description)`` of ``task`` for the card's task
+    table, from its declaration (:func:`ai4va_fg_dataset.tasks.spec.get_task`; method.md section 2,
+    thesis Table 3.1).
+
+    Raises:
+        KeyError: ``task`` is not registered.
+    """
+    spec = get_task(task)
+    answer = {"choice": f"{spec.n_choices} choices", "number": "number", "open": "open (LLM judge)"}[spec.answer_type]
+    return answer, f"{spec.panel_scope}-panel {spec.skill}", spec.grounding or "none", spec.description
 
 
 DEFAULT_CONFIG = "default"
@@ -123,6 +93,14 @@ class CardInfo:
         notes: extra lines for the card (e.g. bad records skipped).
         file_sha256: ``{shard path: sha256 hex}`` of the Parquet files; when given, every config
             gets its :func:`data_fingerprint` as ``description`` (the ``datasets`` cache key).
+        review: the human review applied (``ReviewSummary.to_json()`` of
+            :mod:`ai4va_fg_dataset.build.review`: per-task reviewed / accepted / rejected / fixed
+            counts, pages reordered, decisions not found); ``None``: no review file.
+        audit: the blind-baseline audit of the build (:func:`ai4va_fg_dataset.build.audit.run_audit`);
+            ``None``: not run.
+        exclusions: ``{source: {task: pages}}`` excluded because their annotated order disagrees
+            with the checked order (:mod:`ai4va_fg_dataset.build.audit`).
+        keep_unchecked: the build kept those pages (``--keep-unchecked``).
     """
 
     sources: list[SourceInfo] = field(default_factory=list)
@@ -131,6 +109,10 @@ class CardInfo:
     languages: list[str] = field(default_factory=lambda: ["en"])
     notes: list[str] = field(default_factory=list)
     file_sha256: dict[str, str] = field(default_factory=dict)
+    review: dict | None = None
+    audit: dict | None = None
+    exclusions: dict[str, dict[str, int]] = field(default_factory=dict)
+    keep_unchecked: bool = False
 
 
 def data_fingerprint(paths: list[str], file_sha256: dict[str, str]) -> str:
@@ -151,31 +133,10 @@ def data_fingerprint(paths: list[str], file_sha256: dict[str, str]) -> str:
 
 
 def columns_markdown() -> str:
-    """The column table of :mod:`ai4va_fg_dataset.schema`'s docstring as a Markdown table."""
-    lines = schema.__doc__.splitlines()
-    rules = [i for i, line in enumerate(lines) if re.fullmatch(r"=+( +=+)+", line.strip())]
-    rule = lines[rules[0]]
-    spans = [(m.start(), m.end()) for m in re.finditer(r"=+", rule)]
-    rows: list[list[str]] = []
-    for line in lines[rules[1] + 1 : rules[2]]:
-        cells = [c.strip() for c in _cells(line, spans)]
-        if cells[0]:
-            rows.append(cells)
-        elif rows:
-            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells)]
-    header = [c.strip() for c in _cells(lines[rules[0] + 1], spans)]
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(_markdown(c) for c in row) + " |" for row in rows]
+    """The columns of :data:`ai4va_fg_dataset.schema.COLUMNS` as a Markdown table."""
+    out = ["| column | type | meaning |", "|---|---|---|"]
+    out += [f"| {name} | {kind} | {text.replace('|', chr(92) + '|')} |" for name, kind, text in COLUMNS]
     return "\n".join(out)
-
-
-def _markdown(rst: str) -> str:
-    text = rst.replace(":data:`TASKS`", "the task config names (see Tasks)").replace("``", "`")
-    return text.replace("|", "\\|")
-
-
-def _cells(line: str, spans: list[tuple[int, int]]) -> list[str]:
-    return [line[s : (spans[k + 1][0] if k + 1 < len(spans) else len(line))] for k, (s, _) in enumerate(spans)]
 
 
 def _size_category(n: int) -> str:
@@ -268,7 +229,7 @@ def card_body(counts: dict[str, dict[str, int]], info: CardInfo) -> str:
     parts = [
         "# AI4VA-FG",
         "",
-        "A fine-grained comic understanding benchmark for vision-language models: seven visual "
+        "A fine-grained comic understanding benchmark for vision-language models: visual "
         "question answering tasks built from annotated comic pages, with grounding boxes "
         "(`bbox_2d`, `[x1, y1, x2, y2]` in pixels of `image`) for the zoom-in tool and "
         f"region-aware RL. Built with the `ai4va-fg` builder following [{PAPER_TITLE}]"
@@ -290,15 +251,15 @@ def card_body(counts: dict[str, dict[str, int]], info: CardInfo) -> str:
         "",
         "## Tasks",
         "",
-        "| config | task | answer | grounding boxes | description |",
-        "|---|---|---|---|---|",
-        (f"| `{DEFAULT_CONFIG}` (no config name) | all tasks below | per task | per task | Every task's rows in "
+        "| config | task | answer | question | grounding boxes | description |",
+        "|---|---|---|---|---|---|",
+        (f"| `{DEFAULT_CONFIG}` (no config name) | all tasks below | per task | per task | per task | Every task's rows in "
          "one table (the same Parquet files as the task configs); the `task` column names the task. |"),
     ]
     for task in TASKS:
-        answer, boxes, text = TASK_DESCRIPTIONS[task]
+        answer, kind, boxes, text = task_row(task)
         name = f"`{task}`" if task in counts else f"`{task}` (not built)"
-        parts.append(f"| {name} | {TASK_TITLES[task]} | {answer} | {boxes} | {text} |")
+        parts.append(f"| {name} | {TASK_TITLES[task]} | {answer} | {kind} | {boxes} | {text} |")
     parts += ["", "## Columns", "", columns_markdown(), "", "## Counts", ""]
     parts += ["| config | " + " | ".join(SPLITS) + " | total |", "|---|" + "---:|" * (len(SPLITS) + 1)]
     for task in TASKS:
@@ -321,6 +282,10 @@ def card_body(counts: dict[str, dict[str, int]], info: CardInfo) -> str:
         for src in info.sources:
             parts.append(f"| {src.name} | {src.pages} | {src.license or 'see source'} | {src.attribution or '-'} |")
         parts += ["", LICENSE_NOTE]
+    if info.review is not None:
+        parts += _review_section(info.review)
+    if info.audit is not None or info.exclusions or info.keep_unchecked:
+        parts += _validity_section(info, counts)
     if info.notes:
         parts += ["", "## Build notes", ""] + [f"- {n}" for n in info.notes]
     if info.file_sha256:
@@ -330,6 +295,57 @@ def card_body(counts: dict[str, dict[str, int]], info: CardInfo) -> str:
                        "rows from its cache.")]
     parts += ["", "## Citation", "", "```bibtex", CITATION, "```", ""]
     return "\n".join(parts)
+
+
+def _validity_section(info: CardInfo, counts: dict[str, dict[str, int]]) -> list[str]:
+    """The card's "Item validity" section: checked keys (pages excluded per source), the dialog
+    text note and the blind-baseline audit table (issue 8)."""
+    parts = ["", "## Item validity", ""]
+    if info.keep_unchecked:
+        parts.append("Answer keys were **not** cross-checked (`--keep-unchecked`): panel and dialog items of "
+                     "pages whose annotated order disagrees with the estimated reading order are included.")
+    else:
+        parts.append("Order keys are checked, not trusted: a page's annotated panel order must equal the "
+                     "builder's reading-order estimate, and its balloon order must agree with the balloon "
+                     "geometry; pages where they disagree give no panel / dialog items (listed with the reason "
+                     "in `build_report.json`, `excluded`).")
+        if info.exclusions:
+            parts += ["", "| source | task | pages excluded |", "|---|---|---:|"]
+            for src, per_task in info.exclusions.items():
+                parts += [f"| {src} | `{task}` | {n} |" for task, n in sorted(per_task.items())]
+        else:
+            parts.append("No page was excluded.")
+    if "dialog_reordering" in counts and any("mimi" in src.name for src in info.sources):
+        parts += ["", ("`dialog_reordering` gives the lines in the question; its image is the page. Mimi & Eunice "
+                       "strips are published with their lettering erased: their image is the strip with every line "
+                       "re-rendered into its balloon rectangle in the strip's own font (Nina Improved), so the image "
+                       "carries the text as in the published strips.")]
+    if info.audit is not None:
+        from .audit import audit_markdown
+
+        parts += ["", "### Blind baselines", "", audit_markdown(info.audit).rstrip()]
+    return parts
+
+
+def _review_section(review: dict) -> list[str]:
+    """The card's "Human review" section: items reviewed / rejected / fixed per task."""
+    per_task = review.get("per_task", {})
+    parts = ["", "## Human review", "",
+             ("Items were checked by a person with `ai4va-fg review`; the build applied the review file "
+              f"`{Path(review.get('file', '')).name}`: rejected items are left out, fixed answer keys are used. "
+              "The counts below are of this build's items (rejected ones are not in the counts above)."), "",
+             "| config | reviewed | accepted | rejected | fixed |", "|---|---:|---:|---:|---:|"]
+    for task in TASKS:
+        if task in per_task:
+            c = per_task[task]
+            parts.append(f"| `{task}` | {c['reviewed']} | {c['accepted']} | {c['rejected']} | {c['fixed']} |")
+    totals = {k: sum(c[k] for c in per_task.values()) for k in ("reviewed", "accepted", "rejected", "fixed")}
+    parts.append(f"| all | {totals['reviewed']} | {totals['accepted']} | {totals['rejected']} | {totals['fixed']} |")
+    parts += ["", f"Panel order overridden by the reviewer on {len(review.get('pages_reordered', []))} page(s)."]
+    if review.get("missing"):
+        parts.append(f"{len(review['missing'])} review decision(s) named items or pages not in this build "
+                     "(listed in `build_report.json`).")
+    return parts
 
 
 def write_card(out_dir: Path, counts: dict[str, dict[str, int]], files: dict[str, dict[str, list[str]]],

@@ -1,25 +1,39 @@
-"""The seven AI4VA-FG task generators (method.md section 2) and the generation loop.
+"""The AI4VA-FG task generators (method.md section 2) and the generation loop.
 
-=========================== ================================================ ===================
-task                        generator                                        needs
-=========================== ================================================ ===================
-panel_understanding         :class:`.panel_understanding.PanelUnderstandingGenerator`  panels + a VLM client
-action_recognition          :class:`.action_recognition.ActionRecognitionGenerator`    character pose labels
-depth_comparison            :class:`.depth_comparison.DepthComparisonGenerator`        ordinal depths
-dialog_reordering           :class:`.dialog_reordering.DialogReorderingGenerator`      ordered balloon texts
-panel_reordering            :class:`.panel_reordering.PanelReorderingGenerator`        ordered panels
-character_identification    :class:`.character_identification.CharacterIdentificationGenerator`  identities
-character_counting          :class:`.character_counting.CharacterCountingGenerator`    identities
-=========================== ================================================ ===================
+What each task is lives in its declaration, :mod:`ai4va_fg_dataset.tasks.spec` (one
+:class:`~ai4va_fg_dataset.tasks.spec.TaskSpec` per task, with its generator as a lazy
+``"module:Class"`` reference); the generators are in ``tasks/<task>.py``. This package imports
+nothing at import time: ``from ai4va_fg_dataset.tasks.spec import get_task`` (training, evaluation)
+costs no generator import. The names below are loaded on first use (PEP 562).
+
+:data:`GENERATORS` is one generator per registered task, built from the specs on first access; Panel
+Understanding has no VLM client there (it skips every page with the reason "no VLM client configured
+(--pu-provider)"); bind one with ``PanelUnderstandingGenerator(client=make_client(...))``.
 """
 
 from __future__ import annotations
 
-from .base import TaskGenerator, default_generators, generate_samples, page_rng, sample_id
+import importlib
+from typing import Any
 
-GENERATORS: dict[str, TaskGenerator] = default_generators()
-"""One generator per task name; Panel Understanding has no VLM client here (it skips every page
-with the reason "no VLM client configured (--pu-provider)"); bind one with
-``PanelUnderstandingGenerator(client=make_client(...))``."""
+_FROM_BASE = (
+    "TaskGenerator",
+    "default_generators",
+    "feasibility",
+    "generate_samples",
+    "make_generator",
+    "page_rng",
+    "sample_id",
+)
 
-__all__ = ["GENERATORS", "TaskGenerator", "default_generators", "generate_samples", "page_rng", "sample_id"]
+__all__ = ["GENERATORS", *_FROM_BASE]  # resolved lazily by __getattr__
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_BASE:
+        return getattr(importlib.import_module(f"{__name__}.base"), name)
+    if name == "GENERATORS":
+        gens = importlib.import_module(f"{__name__}.base").default_generators()
+        globals()["GENERATORS"] = gens
+        return gens
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
