@@ -17,7 +17,12 @@ extent), so panels whose outlines overlap a little, as break-out polygons and sl
 do, still fall into the right row; a tolerant cut is refused when it would separate two boxes
 that sit side by side. A box lying almost entirely inside a larger one (an inset) is read right
 after it. When a group has no gutter in either direction (overlapping manga panels), a pairwise
-rule orders it (:func:`_by_pairs`).
+rule orders it (:func:`_by_pairs`); there two boxes share a row only when their common height is a
+large part of the smaller box *and* a fair part of the taller one (:data:`SAME_BAND_OF_LARGER`), so a
+thin sliver lying across the bottom of a panel is read after that panel, not before it.
+
+:func:`balloon_order_conflicts` checks an annotated balloon order against the balloon geometry (the
+Dialog Reordering key check).
 
 Measured agreement with annotated orders (tests/test_reading_order.py): all 24 multi-panel
 pages of Craphound (ACBF, ``ltr``, including its column layouts) and 135 of the 143 multi-panel
@@ -53,7 +58,13 @@ MAX_CROSS_OVERLAP = 0.2
 than this fraction of the smaller one (they sit side by side: the cut would cut through a row)."""
 
 SAME_BAND = 0.6
-"""Fallback: two boxes sharing at least this fraction of the smaller one's height are in one band."""
+"""Fallback: two boxes sharing at least this fraction of the smaller one's height are in one band..."""
+
+SAME_BAND_OF_LARGER = 0.25
+"""...provided the shared height is also at least this fraction of the taller one's height. Measured
+against the smaller box alone, a thin sliver overlapping the bottom edge of the panel above it
+(OpenMantra boureisougi 31) counted as the same row and, being further left / right, was read
+before that panel; against the taller one it is a band of its own, read after it."""
 
 STACKED = 0.8
 """Fallback: boxes in one band sharing this fraction of the wider one's width are drawn one over
@@ -130,7 +141,10 @@ def _by_pairs(boxes: Sequence[BBox], idx: list[int], direction: Direction) -> li
 
     def cmp(i: int, j: int) -> int:
         a, b = boxes[i], boxes[j]
-        v = (min(a[3], b[3]) - max(a[1], b[1])) / min(a[3] - a[1], b[3] - b[1])
+        ov = min(a[3], b[3]) - max(a[1], b[1])
+        v = ov / min(a[3] - a[1], b[3] - b[1])
+        if v >= SAME_BAND and ov < SAME_BAND_OF_LARGER * max(a[3] - a[1], b[3] - b[1]):
+            v = 0.0  # a thin box lying across the bottom (top) edge of a tall one: not one band
         h = (min(a[2], b[2]) - max(a[0], b[0])) / max(a[2] - a[0], b[2] - b[0])
         if v < SAME_BAND or h >= STACKED:
             key_a, key_b = (a[1], center(a)[1]), (b[1], center(b)[1])
@@ -270,4 +284,64 @@ def describe_positions(boxes: Sequence[BBox], direction: Direction = "ltr") -> l
             else:
                 which = _ORDINALS[k] if k < len(_ORDINALS) else f"{k + 1}th"
             out[i] = f"the {which} panel of {where}"
+    return out
+
+
+BALLOON_BAND = 0.5
+"""Balloon check: two balloons sharing at least this fraction of the smaller one's height are side by
+side; sharing this fraction of the narrower one's width with no vertical overlap, one is above."""
+
+
+def balloon_read_before(a: BBox, b: BBox, direction: Direction = "ltr") -> bool:
+    """Whether the geometry clearly says balloon ``b`` is read before balloon ``a`` (same panel, or
+    no panels known): ``b`` lies wholly above ``a`` in the same column (they share
+    :data:`BALLOON_BAND` of the narrower width), or ``b`` sits beside ``a`` in the same band (they
+    share :data:`BALLOON_BAND` of the smaller height) wholly on the side read first (left for
+    ``"ltr"``, right for ``"rtl"``). Anything less clear-cut (diagonal neighbours) is not a
+    contradiction.
+
+    Raises:
+        ValueError: unknown ``direction``.
+    """
+    _check_direction(direction)
+    v = min(a[3], b[3]) - max(a[1], b[1])
+    h = min(a[2], b[2]) - max(a[0], b[0])
+    if b[3] <= a[1] and h >= BALLOON_BAND * min(a[2] - a[0], b[2] - b[0]):
+        return True
+    if v >= BALLOON_BAND * min(a[3] - a[1], b[3] - b[1]):
+        return b[2] <= a[0] if direction == "ltr" else b[0] >= a[2]
+    return False
+
+
+def balloon_order_conflicts(
+    boxes: Sequence[BBox], direction: Direction = "ltr", panel_ranks: Sequence[int | None] | None = None,
+) -> list[int]:
+    """Positions where an annotated balloon order contradicts the balloon geometry.
+
+    Args:
+        boxes: balloon boxes ``(x1, y1, x2, y2)`` pixels, in annotated reading order.
+        direction: ``"ltr"`` or ``"rtl"``.
+        panel_ranks: per balloon, the reading rank of its panel (:func:`reading_order` of the
+            page's panels), ``None`` for a balloon outside every panel; ``None``: no panels known.
+
+    Returns:
+        Every ``k`` such that balloon ``k + 1`` is clearly read before balloon ``k``: its panel
+        comes earlier, or (same panel / panels unknown) :func:`balloon_read_before`.
+
+    Raises:
+        ValueError: unknown ``direction`` or ``panel_ranks`` of another length.
+    """
+    _check_direction(direction)
+    if panel_ranks is not None and len(panel_ranks) != len(boxes):
+        raise ValueError(f"{len(panel_ranks)} panel ranks for {len(boxes)} balloons")
+    out = []
+    for k in range(len(boxes) - 1):
+        ra = panel_ranks[k] if panel_ranks is not None else None
+        rb = panel_ranks[k + 1] if panel_ranks is not None else None
+        if ra is not None and rb is not None and ra != rb:
+            if rb < ra:
+                out.append(k)
+            continue
+        if balloon_read_before(boxes[k], boxes[k + 1], direction):
+            out.append(k)
     return out

@@ -77,6 +77,15 @@ def test_columns_with_unaligned_rows_read_column_by_column():
     assert reading_order(boxes, "rtl") == [0, 1, 2, 3, 4]
 
 
+def test_thin_sliver_over_the_bottom_of_a_panel_is_read_after_it():
+    # boureisougi 31: a thin panel overlapping the bottom edge of the top panel has no clean gutter;
+    # the fallback's same-band test, measured against the sliver alone, read it first.
+    top, bottom_l, bottom_r = (0, 0, 1000, 500), (0, 540, 500, 1000), (500, 540, 1000, 1000)
+    left_sliver, right_sliver = (50, 460, 400, 520), (600, 460, 950, 520)
+    assert reading_order([left_sliver, top, bottom_r, bottom_l], "ltr") == [1, 0, 3, 2]
+    assert reading_order([right_sliver, top, bottom_l, bottom_r], "rtl") == [1, 0, 3, 2]
+
+
 def test_slightly_overlapping_rows_stay_rows():
     # second row's right panel pokes 30 px into the first row (a break-out outline)
     boxes = [(0, 0, 100, 200), (110, 0, 200, 200), (0, 210, 100, 400), (110, 170, 200, 400)]
