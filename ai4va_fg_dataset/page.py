@@ -1,6 +1,6 @@
 """The page model: one small typed representation of an annotated comic page.
 
-Every adapter (AI4VA/COCO, ACBF, OpenMantra, Mimi & Eunice) produces :class:`Page` objects and every
+Every adapter (AI4VA/COCO, ACBF, OpenMantra, Mimi & Eunice, Manga109, Magi) produces :class:`Page` objects and every
 task generator consumes them; nothing downstream reads a native annotation format.
 
 All boxes are ``bbox_2d`` ``(x1, y1, x2, y2)`` in pixels of the page image (see
@@ -44,7 +44,10 @@ class Entity:
         bbox: ``(x1, y1, x2, y2)`` pixels.
         kind: ``"character"`` or ``"object"`` (AI4VA segments both).
         identity: who the character is (the same identity across panels = the same character);
-            ``None`` when not annotated.
+            ``None`` when not annotated. Its scope is :attr:`Page.identity_scope` (book-level for
+            Manga109, page-level clusters for Magi / PopManga).
+        name: the character's human-readable name where the source names it (Manga109
+            ``<character name=...>``), ``None`` otherwise.
         depth: ordinal depth, **smaller is closer to the viewer** (AI4VA ``Intradepth``); ``None``
             when not annotated.
         pose: pose / action label (e.g. ``"running"``); ``None`` when not annotated.
@@ -62,6 +65,7 @@ class Entity:
     panel_id: str | None = None
     polygon: Polygon | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,13 @@ class Balloon:
         texts: all transcriptions by language code (``{"en": ..., "ja": ...}``).
         order: annotated reading-order index (0-based) within the page, ``None`` if unknown.
         speaker: speaker label where annotated (Mimi & Eunice: ``"M"``, ``"E"``...).
+        speaker_id: id of the :class:`Entity` of this page who says it, from an **annotated**
+            speaker link (Manga109Dialog ``speaker_to_text``, PopManga
+            ``text_to_character_matches``, Magi ``text_character_associations``), never inferred
+            from proximity; ``None`` when not linked.
+        speaker_name: the speaker's name where the source names its characters (Mimi & Eunice:
+            ``"Mimi"``, ``"Eunice"``), ``None`` for non-character labels (sound effects, captions,
+            unknown) and unnamed sources.
         kind: text type where annotated (ACBF: ``speech``, ``commentary``, ``code``...).
         panel_id: id of the containing panel (largest overlap), ``None`` if outside all.
         polygon: outline where the source has one.
@@ -89,6 +100,8 @@ class Balloon:
     kind: str | None = None
     panel_id: str | None = None
     polygon: Polygon | None = None
+    speaker_id: str | None = None
+    speaker_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,12 @@ class Page:
         language: language code of ``Balloon.text``.
         license: short licence name of the source (e.g. ``"CC BY-NC 4.0"``).
         attribution: who made it, as the licence asks.
+        crop: the region ``(x1, y1, x2, y2)`` (pixels of the image *file*) that is this page, for
+            files holding several pages (a Manga109 two-page spread is two pages); ``None``: the
+            whole file. ``width``/``height`` and every box are in pixels of the cropped page.
+        identity_scope: ``"book"`` when equal :attr:`Entity.identity` values mean the same
+            character across pages (Manga109, AI4VA), ``"page"`` when identities are clusters valid
+            only within this page (Magi / PopManga ``character_clusters``).
     """
 
     page_id: str
@@ -122,11 +141,24 @@ class Page:
     language: str | None = None
     license: str = ""
     attribution: str = ""
+    crop: BBox | None = None
+    identity_scope: Literal["book", "page"] = "book"
 
     @property
     def characters(self) -> tuple[Entity, ...]:
         """Entities of kind ``"character"``."""
         return tuple(e for e in self.entities if e.kind == "character")
+
+    def entity(self, entity_id: str) -> Entity:
+        """The entity with ``entity_id``.
+
+        Raises:
+            KeyError: no such entity on this page.
+        """
+        for e in self.entities:
+            if e.id == entity_id:
+                return e
+        raise KeyError(f"page {self.page_id}: no entity {entity_id!r}")
 
     def panel(self, panel_id: str) -> Panel:
         """The panel with ``panel_id``.

@@ -55,7 +55,7 @@ def ai4va_dict() -> dict:
          "segmentation": _rle(300, 50, 350, 100), "attributes": {"Intradepth": 4}},
         {"id": 20, "image_id": 1, "category_id": 4, "bbox": [210, 210, 100, 40], "area": 4000, "iscrowd": 0,
          "segmentation": [[210, 210, 310, 210, 310, 250, 210, 250]],
-         "attributes": {"Text": "Second!", "Order": 1}},
+         "attributes": {"Text": "Second!", "Order": 1, "Speaker": 13}},
         {"id": 21, "image_id": 1, "category_id": 4, "bbox": [10, 210, 100, 40], "area": 4000, "iscrowd": 0,
          # two polygons: the larger one is kept as the outline
          "segmentation": [[10, 210, 20, 210, 20, 220], [10, 210, 110, 210, 110, 250, 10, 250]],
@@ -114,6 +114,7 @@ def test_loads_every_field(tmp_path):
     assert balloons["b21"].text == "First!" and balloons["b21"].order == 0 and balloons["b21"].panel_id == "p2"
     assert balloons["b21"].polygon == ((10.0, 210.0), (110.0, 210.0), (110.0, 250.0), (10.0, 250.0))
     assert balloons["b20"].texts == {"und": "Second!"} and balloons["b20"].panel_id == "p3"
+    assert balloons["b20"].speaker_id == "e13" and balloons["b21"].speaker_id is None  # CocoMapping.speaker
     assert pages[1].characters[0].panel_id is None and pages[1].panels == ()
 
 
@@ -123,6 +124,11 @@ def test_capabilities_follow_content(tmp_path):
     pages = adapter.load(path, log=BadRecordLog())
     caps = adapter.capabilities(pages)
     assert set(caps) == set(TASKS) and set(adapter.feeds) == set(TASKS)
+    # The fixture page has two ordered balloons; Dialog Reordering's generator needs three, and the
+    # capability is the generator's own check (it once said "fed" here and the build made nothing).
+    from ai4va_fg_dataset.tasks import make_generator
+
+    assert caps.pop("dialog_reordering") == f"no page: {make_generator('dialog_reordering').why_not(pages[0])}"
     assert all(v is None for v in caps.values()), caps
     # Strip identities, poses and depths: the character tasks are no longer fed, with a reason.
     data = ai4va_dict()
@@ -132,7 +138,7 @@ def test_capabilities_follow_content(tmp_path):
     caps = adapter.capabilities(pages)
     for task in ("action_recognition", "depth_comparison", "character_identification", "character_counting"):
         assert isinstance(caps[task], str) and caps[task], task
-    assert caps["dialog_reordering"] is None and caps["panel_reordering"] is None
+    assert caps["panel_reordering"] is None
 
 
 def test_images_subfolder_image_root_and_source_name(tmp_path):
@@ -315,7 +321,7 @@ def test_detect_coco_vs_ai4va(tmp_path):
     (tmp_path / "b" / "notes.json").write_text('{"hello": 1}')
     found = detect_sources(tmp_path)
     assert found == [("ai4va", tmp_path / "a" / "ai4va.json"), ("coco", tmp_path / "b" / "plain.json")]
-    assert set(ADAPTERS) == {"ai4va", "coco", "acbf", "openmantra", "mimi-eunice", "synthetic"}
+    assert set(ADAPTERS) == {"ai4va", "coco", "acbf", "openmantra", "mimi-eunice", "manga109", "magi", "synthetic"}
     with pytest.raises(ValueError, match=str(tmp_path / "b" / "images")):
         (tmp_path / "b" / "images").mkdir()
         detect_sources(tmp_path / "b" / "images")

@@ -70,9 +70,12 @@ def test_demo_subset_and_capabilities():
     # raw: "*FORCING* IT WILL JUST GIVE YOU *HEMOR\u00adRHOIDS!*" (emphasis asterisks, soft hyphen)
     assert pages[0].balloons[1].text == "FORCING IT WILL JUST GIVE YOU HEMORRHOIDS!"
     assert pages[0].balloons[2].speaker == "SFX"
+    # speaker labels of named characters become speaker names (Speaker Attribution's key); SFX names nobody
+    assert [b.speaker_name for b in pages[1].balloons] == ["Mimi", "Eunice", "Eunice", "Eunice"]
+    assert pages[0].balloons[2].speaker_name is None
     caps = adapter.capabilities(pages)
     assert set(caps) == set(TASKS)
-    assert {t for t, why in caps.items() if why is None} == {"dialog_reordering"}
+    assert {t for t, why in caps.items() if why is None} == {"dialog_reordering", "speaker_attribution"}
     assert "no panel" in caps["panel_reordering"]
     assert "CC BY-SA" in (DEMO / "README.md").read_text(encoding="utf-8")
 

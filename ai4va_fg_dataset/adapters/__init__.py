@@ -8,6 +8,8 @@ name            format                           module
 ``acbf``        ACBF 1.0/1.1 XML                 :mod:`.acbf`
 ``openmantra``  OpenMantra ``annotation.json``   :mod:`.openmantra`
 ``mimi-eunice`` Mimi & Eunice transcripts        :mod:`.mimi_eunice`
+``manga109``    Manga109 XML (+ Manga109Dialog)  :mod:`.manga109`
+``magi``        Magi outputs / PopManga JSON     :mod:`.magi`
 =============== ================================ ==============================================
 
 :func:`load_source` loads one dataset by adapter name; :func:`detect_sources` finds every dataset
@@ -22,7 +24,7 @@ from pathlib import Path
 from ..errors import BadRecordLog
 from ..page import Page
 from .acbf import AcbfAdapter
-from .base import Adapter, content_capabilities, load_json
+from .base import Adapter, load_json
 from .coco import (
     AI4VA_MAPPING,
     AI4VAAdapter,
@@ -33,6 +35,8 @@ from .coco import (
     looks_like_ai4va,
     looks_synthetic,
 )
+from .magi import MagiAdapter, is_magi
+from .manga109 import Manga109Adapter, is_manga109
 from .mimi_eunice import MimiEuniceAdapter, is_mimi_eunice
 from .openmantra import OpenMantraAdapter, is_openmantra
 
@@ -44,6 +48,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "acbf": AcbfAdapter,
     "openmantra": OpenMantraAdapter,
     "mimi-eunice": MimiEuniceAdapter,
+    "manga109": Manga109Adapter,
+    "magi": MagiAdapter,
     "synthetic": SyntheticAdapter,
 }
 """Adapter classes by name (the ``--source`` values of the CLI)."""
@@ -56,10 +62,11 @@ __all__ = [
     "Adapter",
     "CocoAdapter",
     "CocoMapping",
+    "MagiAdapter",
+    "Manga109Adapter",
     "MimiEuniceAdapter",
     "OpenMantraAdapter",
     "SyntheticAdapter",
-    "content_capabilities",
     "detect_sources",
     "load_source",
 ]
@@ -86,7 +93,7 @@ def load_source(name: str, path: str | Path, *, log: BadRecordLog, **options) ->
 
 
 def _json_kind(path: Path) -> str | None:
-    """``"openmantra"``, ``"synthetic"``, ``"ai4va"``, ``"coco"`` or ``None`` for a JSON file
+    """``"openmantra"``, ``"magi"``, ``"synthetic"``, ``"ai4va"``, ``"coco"`` or ``None`` for a JSON file
     (unreadable, invalid, too deeply nested or of another shape -> ``None``, logged at INFO: an
     unrelated JSON file in a data folder is ignored, never a crash)."""
     try:
@@ -97,6 +104,8 @@ def _json_kind(path: Path) -> str | None:
     try:
         if is_openmantra(data):
             return "openmantra"
+        if is_magi(data):
+            return "magi"
         if is_coco(data):
             if looks_synthetic(data):
                 return "synthetic"
@@ -111,7 +120,8 @@ def detect_sources(root: str | Path) -> list[tuple[str, Path]]:
 
     Recognised: a ``*.acbf`` file -> ``"acbf"``; a JSON list of ``{book_title, pages}`` ->
     ``"openmantra"``; a folder with ``transcripts/`` and ``word-bubbles/`` -> ``"mimi-eunice"``
-    (the folder); a COCO JSON dict -> ``"synthetic"`` when its ``info.description`` starts with
+    (the folder); a folder with ``annotations/*.xml`` and ``images/`` -> ``"manga109"`` (the
+    folder); a Magi / PopManga page JSON -> ``"magi"`` (that file); a COCO JSON dict -> ``"synthetic"`` when its ``info.description`` starts with
     SYNTHETIC, ``"ai4va"`` when it has AI4VA's ``Intradepth`` / ``Interdepth`` attributes, else
     ``"coco"``.
 
@@ -129,6 +139,9 @@ def detect_sources(root: str | Path) -> list[tuple[str, Path]]:
     for folder in folders:
         if is_mimi_eunice(folder):
             found.append(("mimi-eunice", folder))
+            continue
+        if is_manga109(folder):
+            found.append(("manga109", folder))
             continue
         for f in sorted(folder.glob("*.acbf")):
             found.append(("acbf", f))

@@ -25,9 +25,17 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..core.geometry import (
+    GeometryError,
+    Polygon,
+    polygon_area,
+    polygon_bbox,
+    polygon_from_flat,
+    xywh_to_xyxy,
+)
 from ..errors import AnnotationError, BadRecordLog
-from ..core.geometry import GeometryError, Polygon, polygon_area, polygon_bbox, polygon_from_flat, xywh_to_xyxy
 from ..page import Balloon, Entity, Page, Panel, containing_panel
+from ..tasks.spec import PAGE_FIELDS
 from .base import Adapter, check_unique_ids, checked_box, image_size, load_json, short_repr, slug
 
 logger = logging.getLogger(__name__)
@@ -58,6 +66,9 @@ class CocoMapping:
         pose: pose / action label.
         text: balloon transcription.
         order: reading-order index of a balloon or panel; must be an integer.
+        speaker: a balloon's annotated speaker: the COCO annotation ``id`` of the character who
+            says it (Speaker Attribution's key); a link to no character of the same image is a bad
+            record.
 
     Other parameters:
         reading_direction: ``"ltr"`` or ``"rtl"`` for every page.
@@ -91,12 +102,16 @@ class CocoMapping:
     order: list[str] = field(
         default_factory=lambda: ["Order", "order", "reading_order"], metadata={"help": "attribute keys of reading order"}
     )
+    speaker: list[str] = field(
+        default_factory=lambda: ["Speaker", "speaker", "speaker_id"],
+        metadata={"help": "attribute keys of a balloon's speaker (the speaking character's annotation id)"},
+    )
     reading_direction: str = field(default="ltr", metadata={"help": "'ltr' or 'rtl'"})
     language: str | None = field(default=None, metadata={"help": "language code of balloon texts"})
 
     def __post_init__(self):
         for name in ("panel", "character", "object", "balloon", "ignore_categories", "identity", "depth", "pose",
-                     "text", "order"):
+                     "text", "order", "speaker"):
             value = getattr(self, name)
             if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)) \
                     or not all(isinstance(v, str) for v in value):
@@ -188,20 +203,13 @@ class CocoAdapter(Adapter):
             file's stem.
         license, attribution: override what the JSON's ``licenses`` / ``info`` say.
 
-    Page ids are ``"<source>/<book>/<image stem>"``. The format can carry every task
-    (:attr:`feeds` is all ``None``); what a given file feeds is :meth:`capabilities`.
+    Page ids are ``"<source>/<book>/<image stem>"``. The format can fill every page-model field
+    (:attr:`fills` is all of ``PAGE_FIELDS``, so :attr:`feeds` is all ``None``); what a given file
+    feeds is :meth:`capabilities`.
     """
 
     name = "coco"
-    feeds: ClassVar[dict[str, str | None]] = {
-        "panel_understanding": None,
-        "action_recognition": None,
-        "depth_comparison": None,
-        "dialog_reordering": None,
-        "panel_reordering": None,
-        "character_identification": None,
-        "character_counting": None,
-    }
+    fills: ClassVar[frozenset[str]] = PAGE_FIELDS
     default_mapping = AI4VA_MAPPING
 
     def __init__(
@@ -363,10 +371,13 @@ class CocoAdapter(Adapter):
                 elif kind == "balloon":
                     text = _str_or_none(_lookup(ann, attrs, self.mapping.text))
                     lang = self.mapping.language or "und"
+                    speaker = _lookup(ann, attrs, self.mapping.speaker)
+                    if speaker is not None and not _is_id(speaker):
+                        raise ValueError(f"speaker {short_repr(speaker)} is not an annotation id")
                     balloons.append(
                         Balloon(
                             id=f"b{ann['id']}", bbox=box, text=text, texts={lang: text} if text else {},
-                            order=order, polygon=poly,
+                            order=order, polygon=poly, speaker_id=None if speaker is None else f"e{speaker}",
                         )
                     )
                 else:
@@ -386,6 +397,12 @@ class CocoAdapter(Adapter):
                 log.report(AnnotationError(str(file), rec, str(exc)))
                 continue
 
+        characters = {e.id for e in entities if e.kind == "character"}
+        for k, b in enumerate(balloons):
+            if b.speaker_id is not None and b.speaker_id not in characters:
+                log.report(AnnotationError(str(file), f"annotation id={b.id[1:]}",
+                                           f"speaker {b.speaker_id[1:]!r} is no character annotation of this image"))
+                balloons[k] = replace(b, speaker_id=None)
         if panels and all(p.order is not None for p in panels):
             panels.sort(key=lambda p: p.order)
         panels_t = tuple(panels)

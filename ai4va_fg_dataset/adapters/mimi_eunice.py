@@ -14,12 +14,15 @@ In both files ``}}`` starts a comment that runs to the end of the line. Speakers
 (``M`` Mimi, ``E`` Eunice, ``SFX``, ``L`` labels, ``U`` unknown...; ``characters-list.txt``).
 Each line becomes a :class:`~ai4va_fg_dataset.page.Balloon` with ``speaker``, ``text`` (English;
 ``*emphasis*`` asterisks and soft hyphens removed), ``order`` = line index and ``kind``
-(``"sfx"``, ``"label"`` or ``"speech"``). A row ``-1 -1 -1 -1`` (speaker ``NOBODY``: a strip
+(``"sfx"``, ``"label"`` or ``"speech"``); lines said by a named character also get ``speaker_name``
+(:data:`SPEAKER_NAMES`: ``M`` -> ``"Mimi"``, ``E`` -> ``"Eunice"``...), the key of Speaker
+Attribution. A row ``-1 -1 -1 -1`` (speaker ``NOBODY``: a strip
 without words) has no region: it is counted in :attr:`MimiEuniceAdapter.regionless_lines` and
 logged at INFO, not an error. A strip whose transcript and word-bubbles disagree (line count or
 speaker) is a bad record: the pairing of texts to regions would be a guess.
 
-Strips have no panel (frame) boxes and no character boxes.
+Strips have no panel (frame) boxes and no character boxes: Speaker Attribution offers the names of
+the characters who speak on the strip.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ import re
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import AnnotationError, BadRecordLog
 from ..core.geometry import as_bbox
+from ..errors import AnnotationError, BadRecordLog
 from ..page import Balloon, Page
 from .base import Adapter, check_unique_ids, checked_box, image_size, slug
 
@@ -49,6 +52,19 @@ _NO_CHARACTERS = (
     "Mimi & Eunice labels dialog lines by speaker only: no character boxes, identity, depth or pose"
 )
 _KINDS = {"SFX": "sfx", "L": "label"}
+SPEAKER_NAMES: dict[str, str] = {
+    "M": "Mimi",
+    "E": "Eunice",
+    "D": "Death",
+    "K": "Karl Marx",
+    "B": "Frédéric Bastiat",
+    "G": "God",
+    "F": "the foreigner",
+    "C": "the online commenter",
+}
+"""Speaker labels of ``characters-list.txt`` that name a character -> the name used in questions.
+``SFX`` (sound effects), ``L`` (labels, signs), ``U`` (unknown/unclear speaker) and ``NOBODY`` name
+no speaker: their lines get no :attr:`~ai4va_fg_dataset.page.Balloon.speaker_name`."""
 
 
 def is_mimi_eunice(folder: Path) -> bool:
@@ -82,14 +98,9 @@ class MimiEuniceAdapter(Adapter):
     """
 
     name = "mimi-eunice"
-    feeds: ClassVar[dict[str, str | None]] = {
-        "panel_understanding": _NO_PANELS,
-        "action_recognition": _NO_CHARACTERS,
-        "depth_comparison": _NO_CHARACTERS,
-        "dialog_reordering": None,
-        "panel_reordering": _NO_PANELS,
-        "character_identification": _NO_CHARACTERS,
-        "character_counting": _NO_CHARACTERS,
+    fills: ClassVar[frozenset[str]] = frozenset({"balloons", "balloons.text", "balloons.order", "balloons.speaker"})
+    notes: ClassVar[dict[str, str]] = {
+        "panels": _NO_PANELS, "characters": _NO_CHARACTERS, "entities": _NO_CHARACTERS,
     }
 
     def __init__(self, *, source_name: str | None = None):
@@ -183,6 +194,7 @@ class MimiEuniceAdapter(Adapter):
                     order=k,
                     speaker=speaker,
                     kind=_KINDS.get(speaker, "speech"),
+                    speaker_name=SPEAKER_NAMES.get(speaker),
                 )
             )
         return Page(
