@@ -57,3 +57,29 @@ def test_sampler_rejects_a_stage_without_rows():
     sched = RARLSchedule(0, (Stage(("character_identification",), 1),))
     with pytest.raises(ValueError, match="no rows"):
         CurriculumSampler(["action_recognition"], sched, 1, 1, 1, 1, 1)
+
+
+def test_curriculum_sampler_from_a_trainer_is_shared_by_rarl_and_grpo():
+    """:func:`curriculum_sampler` builds the sampler from a GRPO trainer's arguments (RARLTrainer and the vanilla
+    GRPO recipe both call it); ``None`` without stages; a dataset without ``task`` is refused."""
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+
+    from trl_rarl.schedule import curriculum_max_steps, curriculum_sampler
+
+    tasks = ["action_recognition"] * 3 + ["depth_comparison"] * 2
+    ds = Dataset.from_dict({"task": tasks, "prompt": ["q"] * 5})
+    args = SimpleNamespace(generation_batch_size=8, steps_per_generation=2, gradient_accumulation_steps=2,
+                           max_steps=4, seed=3)
+    fake = SimpleNamespace(args=args, num_generations=4, num_iterations=1, train_dataset=ds)
+    sched = RARLSchedule(0, tuple(parse_stages(["action_recognition:2", "depth_comparison:2"], TASKS)))
+    sampler = curriculum_sampler(fake, sched)
+    assert (sampler.mini_repeat_count, sampler.batch_size, sampler.repeat_count) == (4, 2, 2)
+    assert sampler.steps_per_chunk == 1 and sampler.num_chunks == 4 and sampler.seed == 3
+    assert [sampler.stage_of_chunk(c) for c in range(4)] == [0, 0, 1, 1]
+    assert curriculum_sampler(fake, RARLSchedule()) is None
+    with pytest.raises(ValueError, match="'task' column"):
+        curriculum_sampler(fake, sched, Dataset.from_dict({"prompt": ["q"]}))
+    assert curriculum_max_steps(sched, -1) == 4 and curriculum_max_steps(sched, 1) == 1
+    assert curriculum_max_steps(RARLSchedule(), -1) == -1

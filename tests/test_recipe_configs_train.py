@@ -58,6 +58,13 @@ CONFIG_RUNS: dict[str, tuple[str, dict]] = {
     "sft_s_qwen2_5_vl_7b.yaml": ("sft", {**_TINY, **_CPU, **_SFT_ONE_SMALL_STEP}),
     "sft_r_qwen2_5_vl_7b.yaml": ("sft", {**_TINY, **_CPU, **_SFT_ONE_SMALL_STEP, "trajectories": TRAJECTORIES}),
     "rarl_tiny_cpu.yaml": ("rarl", {**_TINY}),  # made for CPU and the tiny model: as written (2 steps, 2 stages)
+    # category-wise runs (thesis: action & depth; reordering; character), one step each
+    "grpo_action_depth_qwen2_5_vl_7b.yaml": ("grpo", {**_TINY, **_CPU, **_RL_ONE_SMALL_STEP}),
+    "grpo_reordering_qwen2_5_vl_7b.yaml": ("grpo", {**_TINY, **_CPU, **_RL_ONE_SMALL_STEP}),
+    "grpo_character_qwen2_5_vl_7b.yaml": ("grpo", {**_TINY, **_CPU, **_RL_ONE_SMALL_STEP}),
+    "rarl_action_depth_qwen2_5_vl_7b.yaml": ("rarl", {**_TINY, **_CPU, **_RL_ONE_SMALL_STEP}),
+    "rarl_reordering_qwen2_5_vl_7b.yaml": ("rarl", {**_TINY, **_CPU, **_RL_ONE_SMALL_STEP}),
+    "rarl_character_qwen2_5_vl_7b.yaml": ("rarl", {**_TINY, **_CPU, **_RL_ONE_SMALL_STEP}),
 }
 """``{config file name: (recipe, {option: command-line override})}``: everything a run changes in a shipped config.
 Each run also gets ``--dataset_path`` (required on every README command). Reasons, one per override:
@@ -71,7 +78,7 @@ Each run also gets ``--dataset_path`` (required on every README command). Reason
 * ``generation_kwargs.suppress_tokens``: the random tiny model samples ``<|image_pad|>``/``<|video_pad|>``, which
   crash Qwen2.5-VL's rope index; a real model never writes them.
 * ``trajectories``: SFT-R's file comes from ``recipes/distill_sft_r.py`` (a teacher API); the test writes one.
-* ``judge_base_url``: ``rarl_open`` judges with ``gpt-4o`` on the OpenAI API (no network here): the same
+* ``judge_base_url``: ``rarl_open`` judges with ``gpt-4o-mini`` on the OpenAI API (no network here): the same
   provider and model, served by a fake OpenAI-compatible judge on 127.0.0.1.
 
 Everything else (dtype, attention, gradient checkpointing, learning-rate schedule, curriculum, warm start,
@@ -133,8 +140,8 @@ def _flags(overrides: dict, fill: dict) -> list[str]:
 
 @pytest.fixture(scope="session")
 def all_tasks_dataset(tmp_path_factory):
-    """The trainer tests' samples plus Character Identification and Panel Understanding rows (open answers),
-    so every task a config trains on has rows."""
+    """The trainer tests' samples plus Character Identification, Panel Understanding (open answers) and the two
+    reordering tasks' rows (no boxes), so every task a config trains on has rows."""
     from ai4va_fg_dataset.build.export import write_dataset
     from ai4va_fg_dataset.schema import Sample
 
@@ -147,13 +154,18 @@ def all_tasks_dataset(tmp_path_factory):
         samples.append(Sample(id=f"panel_understanding/p{i}/0", task="panel_understanding",
                               question="What happens in the marked panel?", answer="the hero sits down",
                               answer_type="open", bboxes=[GT], **common))
+        for task in ("dialog_reordering", "panel_reordering"):  # the GRPO curriculum's reordering stage
+            samples.append(Sample(id=f"{task}/p{i}/0", task=task, question="Which order is correct?",
+                                  choices=["1, 2, 3", "2, 1, 3"], answer="A", answer_type="choice", **common))
     out = tmp_path_factory.mktemp("ai4va_fg_all") / "ds"
     write_dataset(samples, out, splits={s.page_id: "train" for s in samples})
     return str(out)
 
 
 class FakeJudge(LocalServer):
-    """An OpenAI-compatible chat-completions endpoint on 127.0.0.1 that answers ``yes`` and records requests."""
+    """An OpenAI-compatible chat-completions endpoint on 127.0.0.1 that answers the verdict ``{"correct": true}``
+    (the format of the one judge of training and evaluation, ``ai4va_fg_dataset.core.llm.Judge``) and records
+    requests."""
 
     def __init__(self):
         self.requests: list[dict] = []
@@ -163,7 +175,7 @@ class FakeJudge(LocalServer):
         self.requests.append(json.loads(read_body(req)))
         send_json(req, 200, {"id": "c", "object": "chat.completion", "created": 0, "model": "fake",
                              "choices": [{"index": 0, "finish_reason": "stop",
-                                          "message": {"role": "assistant", "content": "yes"}}]})
+                                          "message": {"role": "assistant", "content": '{"correct": true}'}}]})
 
 
 def _tensorboard_scalars(logdir: Path) -> dict[str, list[float]]:
@@ -206,6 +218,7 @@ def test_config_trains_as_written(config, tiny_model, all_tasks_dataset, tmp_pat
 
         judge = FakeJudge()
         fill[FAKE_JUDGE] = judge.base_url
+        monkeypatch.setenv("AI4VA_FG_JUDGE_CACHE", str(tmp_path / "judge_cache"))  # no verdict from an earlier run
         # the random model never closes an <answer>: script direct answers so that the judge is asked
         monkeypatch.setattr(RARLTrainer, "_generate_single_turn",
                             scripted_generate(RARLTrainer._generate_single_turn, "answer"))
@@ -221,7 +234,8 @@ def test_config_trains_as_written(config, tiny_model, all_tasks_dataset, tmp_pat
     # every option of the file not overridden is in force, as written
     for key, value in written.items():
         if key not in overrides and hasattr(args, key):
-            assert _as_plain(getattr(args, key)) == ([] if (key, value) == ("report_to", "none") else value), key
+            actual = args.reward_weights_by_name if key == "reward_weights" and isinstance(value, dict) else getattr(args, key)
+            assert _as_plain(actual) == ([] if (key, value) == ("report_to", "none") else value), key
     for key in ("dtype", "attn_implementation"):  # ModelConfig options reach from_pretrained
         if key in written:
             assert args.model_init_kwargs[key] == written[key]
@@ -239,6 +253,8 @@ def test_config_trains_as_written(config, tiny_model, all_tasks_dataset, tmp_pat
             assert "train/reward" in scalars and "train/kl" in scalars, sorted(scalars)
         if recipe == "rarl":
             assert "train/zoom/calls_per_sample" in scalars and "train/schedule/phase" in scalars
+        if written.get("curriculum_stages"):  # RARL and GRPO: the shared curriculum logs its stage
+            assert scalars["train/schedule/stage"] == [0.0], sorted(scalars)
     else:
         assert not list(out.rglob("events.out.tfevents.*"))
     if judge:
@@ -246,8 +262,8 @@ def test_config_trains_as_written(config, tiny_model, all_tasks_dataset, tmp_pat
         assert {r["model"] for r in judge.requests} == {written["judge_model"]}
         prompt = judge.requests[0]["messages"][0]["content"]
         prompt = prompt if isinstance(prompt, str) else " ".join(p.get("text", "") for p in prompt)
-        assert "Reference answer: the hero sits down" in prompt and "Candidate answer: B" in prompt
-        # "B" is not the reference: only the judge's "yes" makes it correct
+        assert "Reference answer: the hero sits down" in prompt and "Model answer: B" in prompt
+        # "B" is not the reference: only the judge's verdict makes it correct
         assert _tensorboard_scalars(out / "runs")["train/rewards/accuracy_reward/mean"] == [1.0]
 
 

@@ -9,6 +9,12 @@ Both are pure functions of the optimizer step (``TrainerState.global_step``), so
 checkpoint is in the same phase and stage as the uninterrupted run. :class:`CurriculumSampler`
 draws each generation batch from the current stage's tasks; :class:`ScheduleCallback` stores the stage in
 checkpoints (checked on resume); ``RARLTrainer`` logs ``schedule/phase`` and ``schedule/stage`` every step.
+
+The curriculum is shared by every RL recipe: ``RARLTrainer`` (``recipes/rarl.py``) and the vanilla GRPO
+baseline (``recipes/grpo.py``, ``CurriculumGRPOTrainer``) both get their sampler from
+:func:`curriculum_sampler` and their checkpointed stage from :class:`ScheduleCallback`, so the baseline runs the
+paper's schedule ("sequential training across three categories followed by merged training, since starting
+with all tasks simultaneously causes convergence instability", the thesis) with the same code.
 """
 
 from __future__ import annotations
@@ -171,6 +177,49 @@ class CurriculumSampler(Sampler[int]):
                 for index in picked:
                     for _ in range(self.mini_repeat_count):
                         yield index
+
+
+def curriculum_sampler(trainer, schedule: RARLSchedule, dataset=None) -> CurriculumSampler | None:
+    """The :class:`CurriculumSampler` of a ``trl.GRPOTrainer`` (or subclass) under ``schedule``, or ``None``
+    without a curriculum (then the trainer's own sampler applies). Call it from ``_get_train_sampler``.
+
+    The sampler's layout follows the trainer's arguments: ``num_generations`` repeats of each prompt, a
+    generation batch of ``generation_batch_size / num_generations`` prompts reused ``num_iterations *
+    steps_per_generation`` times, ``steps_per_chunk = num_iterations * steps_per_generation /
+    gradient_accumulation_steps`` optimizer steps per chunk, ``max_steps`` steps in all, ``seed``.
+
+    Args:
+        trainer: the GRPO trainer (reads ``args``, ``num_generations``, ``num_iterations``, ``train_dataset``).
+        schedule: the run's schedule.
+        dataset: the train dataset (default ``trainer.train_dataset``); needs a ``task`` column.
+
+    Raises:
+        ValueError: a curriculum over a dataset without a ``task`` column, or a stage without rows.
+    """
+    if not schedule.stages:
+        return None
+    dataset = dataset if dataset is not None else trainer.train_dataset
+    if "task" not in dataset.column_names:
+        raise ValueError("a curriculum needs a 'task' column in the train dataset")
+    args = trainer.args
+    return CurriculumSampler(
+        tasks=list(dataset["task"]),
+        schedule=schedule,
+        mini_repeat_count=trainer.num_generations,
+        batch_size=args.generation_batch_size // trainer.num_generations,
+        repeat_count=trainer.num_iterations * args.steps_per_generation,
+        steps_per_chunk=trainer.num_iterations * args.steps_per_generation / args.gradient_accumulation_steps,
+        total_steps=args.max_steps,
+        seed=args.seed,
+    )
+
+
+def curriculum_max_steps(schedule: RARLSchedule, max_steps: int | None) -> int | None:
+    """``max_steps`` when set (> 0), else the sum of the stages' steps (paper: 3 x 200 + 200 joint); unchanged
+    without a curriculum."""
+    if schedule.stages and (max_steps is None or max_steps <= 0):
+        return sum(s.steps for s in schedule.stages)
+    return max_steps
 
 
 class ScheduleCallback(TrainerCallback, ExportableState):

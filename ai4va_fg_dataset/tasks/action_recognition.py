@@ -3,7 +3,7 @@
 One character with a pose/action label is outlined with a solid blue box; the distractors are
 other pose labels seen in the loaded pages (collected by :meth:`prepare`), topped up from
 :data:`DEFAULT_ACTIONS` when the pages carry fewer than four distinct labels. The grounding box is
-the character.
+the character; ``panel_bboxes`` its panel.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ..marks import draw_marks
 from ..page import Page
 from ..schema import Sample
-from .base import TaskGenerator, open_page, shuffled_choices
+from .base import TaskGenerator, open_page, panel_boxes, shuffled_choices
 
 DEFAULT_ACTIONS: tuple[str, ...] = (
     "standing", "walking", "running", "sitting", "jumping", "talking", "pointing", "waving",
@@ -25,7 +25,9 @@ DEFAULT_ACTIONS: tuple[str, ...] = (
 QUESTION = "What is the character marked with the blue box doing?"
 N_OPTIONS = 4
 MAX_PER_PAGE = 6
-"""At most this many characters of a page are asked about (paper: 1669 questions / 282 pages)."""
+"""Default cap: at most this many characters of a page are asked about; paper Table 3.1 has 1669 / 282 = 5.9
+per page, so this default already reaches it where a page has 6 labelled characters (build option
+``--max-per-page action_recognition=N``; :mod:`ai4va_fg_dataset.tasks.density`)."""
 
 
 def _norm(label: str) -> str:
@@ -36,8 +38,6 @@ class ActionRecognitionGenerator(TaskGenerator):
     """Samples: blue-boxed character, 4 pose options, answer letter, bbox = the character."""
 
     name = "action_recognition"
-    panel_scope = "single"
-    skill = "recognition"
     default_max_per_page = MAX_PER_PAGE
 
     def __init__(self, vocabulary: Sequence[str] | None = None, max_per_page: int | None = None):
@@ -87,5 +87,6 @@ class ActionRecognitionGenerator(TaskGenerator):
             out.append(self.sample(
                 page, n, image=marked, question=QUESTION, choices=choices, answer=answer,
                 answer_type="choice", width=marked.width, height=marked.height, bboxes=[list(char.bbox)],
+                panel_bboxes=panel_boxes(page, [char]),
             ))
         return out

@@ -5,7 +5,7 @@ Two entities (characters or objects) of the same panel with different ordinal de
 top edge of each entity's box. The options are "Entity 1" / "Entity 2"; which entity is "1" is
 random, so the answer letter is balanced. The grounding boxes are **the two entities** (not their
 panel): that is what the marks point at, and the zoom tool can reach both with one crop when
-they are close.
+they are close. ``panel_bboxes`` is their (one) panel.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import random
 from ..marks import draw_marks, marker_position, marker_radius
 from ..page import Page
 from ..schema import Sample
-from .base import TaskGenerator, open_page
+from .base import TaskGenerator, open_page, panel_boxes
 
 QUESTION = (
     "Two entities on this page are marked with orange markers labelled 1 and 2. "
@@ -24,7 +24,8 @@ QUESTION = (
 )
 CHOICES = ["Entity 1", "Entity 2"]
 MAX_PER_PAGE = 4
-"""At most one pair per panel and this many pairs per page (paper: 1125 questions / 282 pages)."""
+"""Default cap: at most one pair per panel and this many pairs per page; paper Table 3.1 has 1125 / 282 = 4.0
+per page (build option ``--max-per-page depth_comparison=N``; :mod:`ai4va_fg_dataset.tasks.density`)."""
 
 
 def _pairs(page: Page):
@@ -44,8 +45,6 @@ class DepthComparisonGenerator(TaskGenerator):
     """Samples: two orange numbered markers, options "Entity 1"/"Entity 2", bboxes = both entities."""
 
     name = "depth_comparison"
-    panel_scope = "single"
-    skill = "understanding"
     default_max_per_page = MAX_PER_PAGE
 
     def why_not(self, page: Page) -> str | None:
@@ -78,7 +77,7 @@ class DepthComparisonGenerator(TaskGenerator):
                 out.append(self.sample(
                     page, len(out), image=marked, question=QUESTION, choices=list(CHOICES),
                     answer="A" if a.depth < b.depth else "B", answer_type="choice",
-                    width=marked.width, height=marked.height, bboxes=[list(a.bbox), list(b.bbox)],
+                    width=marked.width, height=marked.height, bboxes=[list(a.bbox), list(b.bbox)], panel_bboxes=panel_boxes(page, [a, b]),
                 ))
                 break
         return out
