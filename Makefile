@@ -18,7 +18,7 @@ SPLIT_RATIOS ?= $(if $(filter ai4va_fg_dataset/demo_data,$(DATA)),0.6$(comma)0.2
 TINY ?= build/tiny-qwen2.5-vl
 PYTEST_ARGS ?=
 
-.PHONY: install lock demo eval-demo train-demo test tiny-model bench bench-build bench-eval bench-rarl lint clean
+.PHONY: install lock demo eval-demo train-demo test tiny-model bench bench-build bench-scale bench-eval bench-rarl lint clean
 
 # The install is the lock: every distribution pinned (requirements/cpu.lock), then the project without
 # dependencies, then `pip check`. `make lock` regenerates both locks (see README, "Install in detail").
@@ -88,6 +88,12 @@ test: install
 BENCH_DATA ?= ../shared/data
 bench-build: install
 	$(PY) recipes/benchmarks/build_speed.py --data $(BENCH_DATA) --out build/bench/ai4va_fg
+
+## Build scaling (issue 13): synthetic sets of SCALE_PAGES pages, --num-proc 1 and 2: pages/s, peak RSS,
+## ratio to plain decode + encode, speed-up. 5,000 pages take about 20 min per run on 2 cores.
+SCALE_PAGES ?= 200,1000,5000
+bench-scale: install
+	$(PY) recipes/benchmarks/scaling.py --pages $(SCALE_PAGES) --num-proc 1,2 --work build/bench/scale
 
 bench-eval: tiny-model
 	$(PY) recipes/benchmarks/eval_speed.py cpu --model $(TINY) --samples 16 --tokens 32

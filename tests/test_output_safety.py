@@ -173,11 +173,11 @@ def test_out_without_write_permission_is_refused(tmp_path, monkeypatch, capsys):
 KILLED_BUILD = """
 import os, signal, sys
 import ai4va_fg_dataset.build.pipeline as b
-real = b.write_dataset
+real = b.write_dataset_card  # the Parquet shards are streamed before it
 def write_then_die(*args, **kwargs):
     real(*args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)  # like an OOM kill or kill -9 in the middle of the build
-b.write_dataset = write_then_die
+b.write_dataset_card = write_then_die
 from ai4va_fg_dataset.cli import main
 sys.exit(main(sys.argv[1:]))
 """

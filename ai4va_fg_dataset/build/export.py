@@ -252,10 +252,24 @@ def write_dataset(
             return write_dataset(samples, tmp, splits=splits, card=card, atomic=False, **shard_options)
     out = Path(out_dir)
     counts, files = write_parquet(samples, out, splits=splits, **shard_options)
+    write_dataset_card(out, counts, files, card)
+    return counts
+
+
+def write_dataset_card(
+    out_dir: str | os.PathLike,
+    counts: Mapping[str, Mapping[str, int]],
+    files: Mapping[str, Mapping[str, list[str]]],
+    card: CardInfo | None = None,
+) -> None:
+    """Write the ``README.md`` card of Parquet shards already written by :func:`write_parquet`
+    (its ``counts`` and ``files``), with each shard's SHA-256 as the data fingerprint. The build
+    streams the shards first and writes the card once it knows what the stream held.
+    """
+    out = Path(out_dir)
     shards = [p for by_split in files.values() for paths in by_split.values() for p in paths]
     info = dataclasses.replace(card or CardInfo(), file_sha256={p: file_sha256(out / p) for p in shards})
     write_card(out, counts, files, info)
-    return counts
 
 
 _DIGESTS: dict[tuple, str] = {}
