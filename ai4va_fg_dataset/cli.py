@@ -3,10 +3,17 @@
 Subcommands::
 
     ai4va-fg build --source auto --path DATA --out DIR [--seed 0] [--tasks t1,t2] [--skip-bad]
-                   [--source NAME --path P ...] [--image-root DIR] [--coco-mapping JSON] [--no-contact-sheet]
-                   [--max-page-pixels N]
+                   [--source NAME --path P ...] [--image-root DIR] [--manga109-dialog DIR] [--coco-mapping JSON] [--no-contact-sheet]
+                   [--max-page-pixels N] [--num-proc N] [--engine local|ray]
                    [--pu-provider openai|gemini --pu-model M [--pu-base-url URL] [--pu-questions N]
                     [--pu-timeout S] [--pu-retries N]]
+                   [--review FILE] [--keep-unchecked]
+    ai4va-fg audit DIR [--out DIR]  (blind baselines per task and split beside chance: audit.json + audit.md;
+                                    exit 0 whatever the scores, 2 on a folder that is not a build;
+                                    ai4va_fg_dataset.build.audit)
+    ai4va-fg review DIR [--results RUN_DIR] [--review-file FILE] [--port N] [--reviewer NAME]
+                                   (browser review of a build on 127.0.0.1: verdicts to a review file
+                                    that ``build --review FILE`` applies; ai4va_fg_dataset.build.review_app)
     ai4va-fg push-to-hub DIR --repo-id OWNER/NAME [--private] [--token TOKEN]
     ai4va-fg report ...            (lmms_eval_tasks.report: tables from lmms-eval results)
     ai4va-fg eval [--dataset DIR_OR_HUB_ID] LMMS_EVAL_ARGS...
@@ -107,13 +114,28 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--split-ratios", type=_ratios, default=None, metavar="TRAIN,VAL,TEST",
                    help="page fractions of train/validation/test (default 0.8,0.1,0.1); splits are by page")
     b.add_argument("--tasks", type=_tasks, default=None, help=f"comma-separated subset of: {', '.join(TASKS)}")
+    b.add_argument("--max-per-page", action="append", default=None, metavar="TASK=N",
+                   help="at most N items of TASK per page (repeatable; on top of --density), e.g. "
+                        "character_identification=8")
+    b.add_argument("--density", choices=("default", "paper"), default="default",
+                   help="per-page caps: 'default' = each generator's MAX_PER_PAGE (few near-duplicate questions per "
+                        "page); 'paper' = ceil of paper Table 3.1 items per page (Char. ID 9, Panel R. 5, Dialog R. 5, "
+                        "...), reached where the annotations allow (ai4va_fg_dataset/tasks/density.py)")
     b.add_argument("--skip-bad", action="store_true",
                    help="skip bad annotation records (listed in build_report.json) instead of stopping")
-    b.add_argument("--image-root", type=Path, default=None, help="image folder of COCO / AI4VA sources")
+    b.add_argument("--image-root", type=Path, default=None, help="image folder of COCO / AI4VA / Magi sources")
+    b.add_argument("--manga109-dialog", type=Path, default=None,
+                   help="folder of Manga109Dialog XML files (CC BY 4.0): speaker links of --source manga109")
     b.add_argument("--coco-mapping", type=Path, default=None,
                    help="JSON file of CocoMapping fields (category names -> panel/character/object/balloon, "
                         "attribute keys of identity/depth/pose/text/order) for COCO / AI4VA sources")
     b.add_argument("--no-contact-sheet", action="store_true", help="do not write contact_sheet.png")
+    b.add_argument("--num-proc", type=_count, default=None, metavar="N",
+                   help="worker processes that decode, generate, draw and encode pages (default or 0: every core); "
+                        "the output is identical byte for byte whatever N")
+    b.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="run the per-page work in a local process pool (default) or on Ray Data (a running Ray "
+                        "cluster when RAY_ADDRESS is set, else a local one; needs the 'scale' extra)")
     b.add_argument("--max-page-pixels", type=_count, default=None, metavar="N",
                    help="largest page image, in pixels (width x height); larger pages are bad records "
                         f"(default {DEFAULT_MAX_PAGE_PIXELS:_}; 0 = no limit of the build's own)")
@@ -127,6 +149,32 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--pu-retries", type=_count, default=None, metavar="N",
                    help=f"retries of a failed or timed-out VLM request (default {DEFAULT_RETRIES}); a panel whose "
                         "requests all fail is skipped and counted; worst case per panel: (N+1) x --pu-timeout")
+    b.add_argument("--review", type=Path, default=None, metavar="FILE",
+                   help="review file written by `ai4va-fg review` (JSON Lines): drop rejected items, use fixed "
+                        "keys and panel orders; counts go to build_report.json and the card")
+
+    b.add_argument("--keep-unchecked", action="store_true",
+                   help="keep panel / dialog items of pages whose annotated order disagrees with the checked "
+                        "reading order (default: excluded and listed in build_report.json)")
+
+    a = sub.add_parser("audit", help="blind baselines of a built dataset (audit.json + audit.md)",
+                       description="Score blind baselines (answer / letter priors, text-only, layout heuristics) "
+                                   "per task and split of a built dataset, beside chance; writes audit.json and "
+                                   "audit.md (atomically). Exits 0 whatever the scores; non-zero only on bad input.")
+    a.add_argument("folder", type=Path, help="a dataset folder written by `ai4va-fg build`")
+    a.add_argument("--out", type=Path, default=None, help="folder for audit.json / audit.md (default: the dataset folder)")
+
+    r = sub.add_parser("review", help="review a built dataset in the browser (local, 127.0.0.1)",
+                       description="Browse, filter, accept / reject / fix items and verify page panel orders of "
+                                   "a build; decisions go to a review file that `build --review FILE` applies.")
+    r.add_argument("folder", type=Path, help="the built dataset folder")
+    r.add_argument("--results", type=Path, default=None, metavar="RUN_DIR",
+                   help="an lmms-eval output folder (samples_*.jsonl): show each model's answer, score and zoom crops")
+    r.add_argument("--review-file", type=Path, default=None, metavar="FILE",
+                   help="where decisions are written (default: ai4va-fg-review.jsonl beside the first source's "
+                        "annotations, as named in build_report.json); never inside the build folder")
+    r.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one from 7860)")
+    r.add_argument("--reviewer", default=os.environ.get("USER", ""), help="name written with each decision (default $USER)")
 
     p = sub.add_parser("push-to-hub", help="upload a built folder to a Hugging Face dataset repo",
                        description="Upload a built AI4VA-FG folder to a Hugging Face dataset repo in one commit.",
@@ -147,10 +195,13 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _build(args: argparse.Namespace) -> int:
     from .build.pipeline import SourceSpec, build
+    from .tasks.density import parse_max_per_page
 
     if len(args.source) != len(args.path):
         raise ValueError(f"{len(args.source)} --source but {len(args.path)} --path; give one --path per --source")
     options: dict = {"image_root": args.image_root} if args.image_root else {}
+    if args.manga109_dialog:
+        options["dialog"] = args.manga109_dialog
     if args.coco_mapping:
         from .adapters import CocoMapping
 
@@ -171,7 +222,32 @@ def _build(args: argparse.Namespace) -> int:
     pixels = {} if args.max_page_pixels is None else {"max_page_pixels": args.max_page_pixels or None}
     build(sources, args.out, seed=args.seed, **ratios, tasks=args.tasks, skip_bad=args.skip_bad, pu_client=pu_client,
           pu_questions=args.pu_questions, contact_sheet=not args.no_contact_sheet, **pixels,
-          protect=[args.coco_mapping] if args.coco_mapping else [])
+          protect=[args.coco_mapping] if args.coco_mapping else [], review=args.review,
+          density=args.density, max_per_page=parse_max_per_page(args.max_per_page),
+          num_proc=args.num_proc or None, engine=args.engine, keep_unchecked=args.keep_unchecked)
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from .build.audit import AUDIT_JSON, AUDIT_MD, audit_folder, audit_markdown
+    from .build.export import read_manifest, write_manifest
+
+    audit = audit_folder(args.folder, args.out)
+    if args.out is None or args.out.resolve() == Path(args.folder).resolve():
+        if read_manifest(args.folder) is not None:
+            # Audited in place: the rewritten audit files are the builder's own, so the manifest lists them
+            # with their new checksums (the next `ai4va-fg build --out` of this folder may replace it).
+            write_manifest(args.folder)
+    print(audit_markdown(audit), end="")
+    out = args.out or args.folder
+    print(f"wrote {out / AUDIT_JSON} and {out / AUDIT_MD}; {len(audit['flagged'])} flagged row(s)")
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    from .build.review_app import serve
+
+    serve(args.folder, results=args.results, review_file=args.review_file, port=args.port, reviewer=args.reviewer)
     return 0
 
 
@@ -213,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "build":
             return _build(args)
+        if args.command == "review":
+            return _review(args)
+        if args.command == "audit":
+            return _audit(args)
         return _push(args)
     except AnnotationError as exc:
         print(f"ai4va-fg: bad annotation: {exc}\n(use --skip-bad to skip bad records and list them in "

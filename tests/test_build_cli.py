@@ -129,8 +129,9 @@ def test_demo_build_counts_report_and_card(demo_build, capsys):
     assert {e["name"]: e["pages"] for e in report["sources"]} == {"acbf": 3, "mimi-eunice": 4, "openmantra": 6}
     assert report["pages"] == 13 and sum(report["pages_per_split"].values()) == 13
     assert report["bad_records"] == []
-    # the demo sources feed dialog and panel reordering; every other task is reported with a reason
-    assert set(report["counts"]) == {"dialog_reordering", "panel_reordering"}
+    # the demo sources feed dialog and panel reordering and (Mimi & Eunice speaker labels) speaker
+    # attribution; every other task is reported with a reason
+    assert set(report["counts"]) == {"dialog_reordering", "panel_reordering", "speaker_attribution"}
     assert "no VLM client" in report["tasks_without_samples"]["panel_understanding"]
     assert "ACBF names characters only at book level" in report["tasks_without_samples"]["character_counting"]
     for e in report["sources"]:
@@ -146,7 +147,8 @@ def test_demo_build_counts_report_and_card(demo_build, capsys):
         assert sum(by_split.values()) == sum(s.task == task for s in samples) > 0
 
     card = DatasetCard.load(out / "README.md")
-    assert sorted(c["config_name"] for c in card.data["configs"]) == ["default", "dialog_reordering", "panel_reordering"]
+    assert sorted(c["config_name"] for c in card.data["configs"]) == [
+        "default", "dialog_reordering", "panel_reordering", "speaker_attribution"]
     assert "`character_counting`: no samples" in card.text and "CC BY-NC 4.0" in card.text
     from PIL import Image
 
@@ -197,15 +199,16 @@ def test_demo_build_loads_without_config_name(demo_build, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
     report = json.loads((out / "build_report.json").read_text())
-    assert got["configs"] == ["default", "dialog_reordering", "panel_reordering"]
+    assert got["configs"] == ["default", "dialog_reordering", "panel_reordering", "speaker_attribution"]
     expected = {s: sum(c[s] for c in report["counts"].values()) for s in SPLITS}
     assert got["default"] == got["sum_of_tasks"] == expected
     # the demo's panel_reordering has no validation rows: its config leaves the split out, default has
     # only dialog_reordering rows there
     assert report["counts"]["panel_reordering"]["validation"] == 0
     assert got["per_task_splits"] == {"dialog_reordering": ["test", "train", "validation"],
-                                      "panel_reordering": ["test", "train"]}
-    assert got["tasks"] == {"train": ["dialog_reordering", "panel_reordering"], "validation": ["dialog_reordering"],
+                                      "panel_reordering": ["test", "train"], "speaker_attribution": ["train"]}
+    assert got["tasks"] == {"train": ["dialog_reordering", "panel_reordering", "speaker_attribution"],
+                            "validation": ["dialog_reordering"],
                             "test": ["dialog_reordering", "panel_reordering"]}
     assert all(kind.endswith("ImageFile") and ok for kind, ok in got["images"]), got["images"]
     assert got["by_name"]["folder"] == got["by_name"]["symlink"] == expected
@@ -267,10 +270,11 @@ def test_synthetic_ai4va_build_feeds_every_closed_task(tmp_path):
     assert main(["build", "--source", "auto", "--path", str(ann.parent), "--out", str(out), "--seed", "1",
                  "--no-contact-sheet"]) == 0
     report = json.loads((out / "build_report.json").read_text())
-    assert set(report["counts"]) == set(TASKS) - {"panel_understanding"}
+    # synthetic pages carry no speaker links: speaker_attribution has its own sources (issue 11)
+    assert set(report["counts"]) == set(TASKS) - {"panel_understanding", "speaker_attribution"}
     assert all(sum(c.values()) > 0 for c in report["counts"].values())
     assert report["pages_per_split"] == {"train": 6, "validation": 1, "test": 1}
-    assert set(report["tasks_without_samples"]) == {"panel_understanding"}
+    assert set(report["tasks_without_samples"]) == {"panel_understanding", "speaker_attribution"}
 
     script = (
         "import json; from datasets import load_dataset\n"

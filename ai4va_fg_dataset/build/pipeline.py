@@ -5,10 +5,12 @@ One call of :func:`build` runs the whole pipeline of method.md section 2:
 1. load every source with its adapter (:func:`ai4va_fg_dataset.adapters.load_source`) under one
    :class:`~ai4va_fg_dataset.errors.BadRecordLog` (strict unless ``skip_bad``);
 2. split the pages (:func:`ai4va_fg_dataset.build.splits.assign_splits`, by page, seeded);
-3. generate the samples of every requested task (:func:`ai4va_fg_dataset.tasks.generate_samples`)
-   with a progress bar over pages;
-4. write the Parquet configs and the dataset card (:mod:`ai4va_fg_dataset.build.export`), a
-   ``contact_sheet.png`` and ``build_report.json``.
+3. generate the samples of every requested task page by page in ``num_proc`` worker processes
+   (:mod:`ai4va_fg_dataset.build.parallel`; or on Ray Data, :mod:`ai4va_fg_dataset.build.ray_engine`)
+   with a progress bar over pages, streaming them in page order into the Parquet shards
+   (:func:`ai4va_fg_dataset.build.export.write_parquet`), so memory does not grow with the pages;
+4. write the dataset card (:mod:`ai4va_fg_dataset.build.export`), a ``contact_sheet.png`` (of the
+   few samples it shows, kept while streaming) and ``build_report.json``.
 
 Everything is written to a temporary folder next to ``out_dir`` that replaces ``out_dir`` only
 when the build is complete: a failed build leaves a previous ``out_dir`` untouched. That folder is
@@ -37,7 +39,7 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -45,9 +47,10 @@ from typing import Any
 
 from .dataset_card import CardInfo, SourceInfo
 from ..errors import AnnotationError, BadRecordLog
-from .export import BUILD_MARKER, ImageEncoder, staging_dir, write_dataset
+from .export import BUILD_MARKER, staging_dir, write_dataset_card, write_parquet
 from ..page import Page
-from ..schema import SPLITS, TASKS, Sample
+from ..schema import SPLITS, TASKS
+from .parallel import BAD_IMAGE_REASON  # noqa: F401  (the skip reason of a page that does not decode)
 from .splits import DEFAULT_RATIOS, assign_splits
 
 logger = logging.getLogger(__name__)
@@ -62,8 +65,8 @@ copies of it (drawing, encoder queue), so the limit bounds memory: a 12000 x 120
 made a build use 3.4 GB of RSS, a 7000 x 7000 one (49 MP, just under the limit) 1.3 GB (measured,
 panel_reordering). Larger pages are bad records (``--skip-bad`` skips them)."""
 
-BAD_IMAGE_REASON = "page image does not decode (bad record, see bad_records)"
-"""The skip reason counted for every task of a page whose image does not decode."""
+ENGINES = ("local", "ray")
+"""Engines of the per-page work (``--engine``): a local process pool, or Ray Data."""
 
 
 @dataclass
@@ -140,13 +143,17 @@ def expand_sources(sources: Sequence[SourceSpec | Sequence[Any]]) -> list[Source
 
 def _options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """Drop options an adapter does not take (``image_root`` and ``mapping`` are for COCO-form
-    sources only)."""
+    sources, ``image_root`` also for Magi, ``dialog`` for Manga109): the CLI gives every source the
+    same options."""
+    import inspect
+
     from ..adapters import ADAPTERS, CocoAdapter
 
     adapter = ADAPTERS.get(name)  # an unknown name is reported by load_source
-    if adapter is not None and issubclass(adapter, CocoAdapter):
+    if adapter is None or issubclass(adapter, CocoAdapter):
         return dict(options)
-    return {k: v for k, v in options.items() if k not in ("image_root", "mapping")}
+    accepted = inspect.signature(adapter.__init__).parameters
+    return {k: v for k, v in options.items() if k in accepted}
 
 
 def load_pages(
@@ -199,13 +206,18 @@ def load_pages(
     return pages, entries
 
 
-def make_generators(pu_client: Any = None, pu_questions: int | None = None) -> dict[str, Any]:
+def make_generators(pu_client: Any = None, pu_questions: int | None = None,
+                    max_per_page: dict[str, int] | None = None) -> dict[str, Any]:
     """Fresh task generators (:func:`ai4va_fg_dataset.tasks.default_generators`), with Panel
     Understanding bound to ``pu_client`` when one is given (``pu_questions`` per panel; ``None``:
-    the generator's default)."""
+    the generator's default) and the per-page caps ``max_per_page`` (``{task: N}``; others keep the
+    generator's default, see :mod:`ai4va_fg_dataset.tasks.density`)."""
     from ..tasks import default_generators
+    from ..tasks.base import make_generator
 
     gens = default_generators()
+    for task, cap in (max_per_page or {}).items():
+        gens[task] = make_generator(task, max_per_page=cap)
     if pu_client is not None:
         from ..tasks.panel_understanding import PanelUnderstandingGenerator
 
@@ -257,37 +269,6 @@ class PageImageCheck:
         return True
 
 
-class _EncodingGenerator:
-    """Wraps a task generator so the images of its samples go to the PNG encoder threads as soon
-    as they are made (the sample list then holds encoded bytes, not decoded pages), and so that a
-    page whose image does not decode is never generated from (:class:`PageImageCheck`)."""
-
-    def __init__(self, generator: Any, encoder: ImageEncoder, check: PageImageCheck | None = None):
-        self._generator, self._encoder, self._check = generator, encoder, check
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._generator, name)
-
-    def why_not(self, page: Page) -> str | None:
-        reason = self._generator.why_not(page)
-        if reason is None and self._check is not None and not self._check.ok(page):
-            return BAD_IMAGE_REASON
-        return reason
-
-    def generate(self, page: Page, rng: Any) -> list[Sample]:
-        made = self._generator.generate(page, rng)
-        for sample in made:
-            sample.image = self._encoder.submit(sample.image)
-        return made
-
-
-def _drain(samples: list[Sample]) -> Iterator[Sample]:
-    """Yield and forget the samples one by one (each image is freed once it is encoded)."""
-    samples.reverse()
-    while samples:
-        yield samples.pop()
-
-
 def _progress_bar(total: int, console) -> tuple[Any, Callable[..., None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -315,6 +296,12 @@ def build(
     console: Any = None,
     max_page_pixels: int | None = DEFAULT_MAX_PAGE_PIXELS,
     protect: Sequence[str | os.PathLike] = (),
+    review: str | os.PathLike | None = None,
+    density: str = "default",
+    max_per_page: dict[str, int] | None = None,
+    num_proc: int | None = None,
+    engine: str = "local",
+    keep_unchecked: bool = False,
 ) -> BuildResult:
     """Build the AI4VA-FG dataset from ``sources`` into ``out_dir``.
 
@@ -337,6 +324,22 @@ def build(
             records. ``None``: no limit of the build's own (PIL's decompression-bomb check stays).
         protect: more input paths ``out_dir`` must not be or contain (the source paths and
             ``image_root`` options are always protected).
+        review: a review file (:mod:`ai4va_fg_dataset.build.review`, written by ``ai4va-fg review``):
+            its page panel orders replace the annotated ones before generation, its rejected items
+            are dropped and its fixed keys used; the counts go to ``build_report.json`` ``review``
+            and the card. Decisions whose item or page is not built are listed there.
+        density: per-page cap preset, ``"default"`` (each generator's ``MAX_PER_PAGE``) or ``"paper"``
+            (paper Table 3.1 density where the annotations allow); :mod:`ai4va_fg_dataset.tasks.density`.
+        max_per_page: ``{task: N}`` caps on top of the preset. The caps used go to ``build_report.json``
+            ``max_per_page`` and the card.
+        num_proc: worker processes that decode, generate, draw and encode pages (default: every
+            core, :func:`ai4va_fg_dataset.build.parallel.default_num_proc`); the output is the same
+            byte for byte whatever the number (:mod:`ai4va_fg_dataset.build.parallel`).
+        engine: ``"local"`` (a process pool of ``num_proc``) or ``"ray"`` (the same per-page work
+            on Ray Data, :mod:`ai4va_fg_dataset.build.ray_engine`; ``num_proc`` caps its concurrency).
+        keep_unchecked: keep the panel / dialog items of pages whose annotated order disagrees with
+            the checked order (default: excluded and listed in ``build_report.json`` ``excluded``;
+            :mod:`ai4va_fg_dataset.build.audit`).
 
     Returns:
         a :class:`BuildResult`.
@@ -362,8 +365,15 @@ def build(
         raise ValueError(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
     if max_page_pixels is not None and max_page_pixels < 1:
         raise ValueError(f"max_page_pixels must be a positive number of pixels, got {max_page_pixels}")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    if num_proc is not None and num_proc < 1:
+        raise ValueError(f"num_proc must be at least 1 worker process, got {num_proc}")
+    from ..tasks.density import resolve_max_per_page
+
+    caps = resolve_max_per_page(density, max_per_page)
     given = [_as_spec(src) for src in sources]
-    inputs = [*protect, *(spec.path for spec in given),
+    inputs = [*protect, *([review] if review else []), *(spec.path for spec in given),
               *(spec.options["image_root"] for spec in given if spec.options.get("image_root"))]
 
     # the staging folder first: an unusable --out fails before any input is read
@@ -371,6 +381,14 @@ def build(
         log = BadRecordLog(skip_bad=skip_bad)
         specs = expand_sources(given)
         pages, source_entries = load_pages(specs, log, max_page_pixels=max_page_pixels)
+        decisions, review_summary = None, None
+        if review:  # page panel orders: on the page model, before any generator reads Panel.order
+            from . import review as review_file
+
+            decisions = review_file.load_for_build(review)
+            pages, reordered, pages_missing = review_file.apply_page_orders(pages, decisions)
+            review_summary = review_file.ReviewSummary(file=str(review), pages_reordered=reordered,
+                                                       missing=review_file.page_missing(pages_missing))
         timings["load_s"] = time.perf_counter() - t0
         if not pages:
             raise ValueError("no pages were loaded from the given sources"
@@ -380,32 +398,56 @@ def build(
         splits = assign_splits([p.page_id for p in pages], seed=seed, ratios=ratios)
         timings["split_s"] = time.perf_counter() - t
 
-        from ..tasks import generate_samples
+        from .parallel import PageStream, SheetPicker, prepare_work
 
+        # pages are decoded, generated from, drawn on and encoded by --num-proc workers (or Ray
+        # Data), and streamed in page order into the Parquet shards: memory does not grow with pages
         t = time.perf_counter()
         bar, advance = _progress_bar(len(pages), console)
-        check = PageImageCheck(log)
-        with bar, ImageEncoder() as encoder:
-            gens = {name: _EncodingGenerator(g, encoder, check)
-                    for name, g in make_generators(pu_client, pu_questions).items()}
-            samples, skipped = generate_samples(pages, seed=seed, tasks=tasks, generators=gens, progress=advance)
-        timings["generate_s"] = time.perf_counter() - t  # includes encoding the drawn images (threads)
-        if check.bad:  # skipped pages that did not decode: out of the page counts like other bad records
-            pages = [p for p in pages if p.page_id not in check.bad]
-            splits = {pid: split for pid, split in splits.items() if pid not in check.bad}
+        from .audit import AuditTap, balance_answer_letters, collect_exclusions, configure_order_checks
+
+        gens = make_generators(pu_client, pu_questions, caps)
+        configure_order_checks(gens, splits=splits, seed=seed, keep_unchecked=keep_unchecked,
+                               trusted=review_summary.pages_reordered if review_summary is not None else ())
+        work = prepare_work(gens, tasks, seed, pages)
+        exclusions = collect_exclusions(work.generators)  # checked answer keys (issue 8)
+        audit_tap = AuditTap(splits)
+        stream = PageStream(log, tasks, progress=advance)
+        sheet = SheetPicker(8, seed) if contact_sheet else None
+        # closing(): a strict-mode bad record raised while streaming shuts the worker pool down here,
+        # not when the generator is garbage-collected after the pool's pipes are gone
+        with bar, closing(_run_pages(engine, work, pages, num_proc)) as results:
+            samples = balance_answer_letters(stream.samples(results, pages), splits, seed)
+            if decisions is not None:  # items: drop rejected, use fixed keys (before splits are written)
+                samples, review_summary = review_file.apply_item_verdicts(samples, decisions, tasks=tasks,
+                                                                          summary=review_summary)
+            counts, shard_files = write_parquet(audit_tap.tap(sheet.tap(samples) if sheet else samples), tmp,
+                                                splits=splits)
+        timings["generate_s"] = time.perf_counter() - t  # decode, generate, draw, encode and write Parquet
+        skipped = stream.skipped
+        if stream.bad:  # skipped pages that did not decode: out of the page counts like other bad records
+            pages = [p for p in pages if p.page_id not in stream.bad]
+            splits = {pid: split for pid, split in splits.items() if pid not in stream.bad}
             for entry in source_entries:
-                entry["pages"] -= sum(1 for pid in check.bad if pid in entry["page_ids"])
+                entry["pages"] -= sum(1 for pid in stream.bad if pid in entry["page_ids"])
         for entry in source_entries:
             entry.pop("page_ids")
         skipped_json = {task: dict(Counter(reasons).most_common()) for task, reasons in skipped.items() if reasons}
 
-        produced = Counter(s.task for s in samples)
+        produced = Counter({task: sum(c.values()) for task, c in counts.items()})
         no_samples = _no_sample_reasons(tasks, produced, skipped_json, source_entries)
-        if not samples:
+        if not counts:
             raise ValueError("no samples were generated for tasks " + ", ".join(tasks) + "; reasons: "
                              + json.dumps(no_samples)
                              + (f" ({len(log.records)} bad records skipped)" if log.records else ""))
-        sheet_samples = _pick_for_sheet(samples, seed) if contact_sheet else []
+        sheet_samples = sheet.chosen() if sheet else []
+        from .audit import exclusion_counts, run_audit, write_audit
+
+        t = time.perf_counter()
+        audit_tap.write_geometry(tmp)
+        audit = run_audit(audit_tap.rows, audit_tap.geometry)
+        write_audit(tmp, audit)
+        timings["audit_s"] = time.perf_counter() - t
 
         card = CardInfo(
             sources=[
@@ -415,12 +457,19 @@ def build(
             skipped_tasks=no_samples,
             seed=seed,
             languages=sorted({"en"} | {p.language for p in pages if p.language}),  # questions are English
-            notes=[f"{len(log.records)} bad annotation records were skipped (listed in build_report.json)"]
-            if log.records else [],
+            notes=([f"{len(log.records)} bad annotation records were skipped (listed in build_report.json)"]
+                   if log.records else [])
+            + [f"Items per page at most ({density} density preset"
+               + (", overridden by --max-per-page" if max_per_page else "") + "): "
+               + ", ".join(f"{t} {caps[t]}" for t in tasks if t in caps) + "."],
+            review=review_summary.to_json() if review_summary is not None else None,
+            audit=audit,
+            exclusions=exclusion_counts(exclusions),
+            keep_unchecked=keep_unchecked,
         )
         t = time.perf_counter()
-        counts = write_dataset(_drain(samples), tmp, splits=splits, card=card, atomic=False)
-        timings["export_s"] = time.perf_counter() - t
+        write_dataset_card(tmp, counts, shard_files, card)
+        timings["export_s"] = time.perf_counter() - t  # the card and shard hashes (shards are streamed)
         if sheet_samples:
             from .contact_sheet import make_contact_sheet
 
@@ -433,6 +482,8 @@ def build(
             "tasks_requested": tasks,
             "skip_bad": skip_bad,
             "max_page_pixels": max_page_pixels,
+            "density": density,
+            "max_per_page": {t: caps[t] for t in tasks if t in caps},
             "sources": source_entries,
             "pages": len(pages),
             "pages_per_split": dict(Counter(splits.values())),
@@ -445,11 +496,27 @@ def build(
             "contact_sheet": CONTACT_SHEET if sheet_samples else None,
             "timings": {k: round(v, 3) for k, v in timings.items()},
             "versions": _versions(),
+            "review": review_summary.to_json() if review_summary is not None else None,
+            "keep_unchecked": keep_unchecked,
+            "excluded": exclusions,
+            "excluded_per_source": exclusion_counts(exclusions),
+            "audit": {"file": "audit.json", "flagged": audit["flagged"]},
         }
         (tmp / BUILD_MARKER).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     result = BuildResult(Path(out_dir), counts, report)
     print_summary(result, console)
     return result
+
+
+def _run_pages(engine: str, work: Any, pages: Sequence[Page], num_proc: int | None) -> Iterator[Any]:
+    """The ordered :class:`~ai4va_fg_dataset.build.parallel.PageResult` stream of ``engine``."""
+    if engine == "ray":
+        from .ray_engine import run_pages as ray_pages
+
+        return ray_pages(work, pages, num_proc=num_proc)
+    from .parallel import run_pages
+
+    return run_pages(work, pages, num_proc=num_proc)
 
 
 @contextmanager
@@ -483,12 +550,6 @@ def _no_sample_reasons(tasks, produced, skipped_json, source_entries) -> dict[st
     return out
 
 
-def _pick_for_sheet(samples: list[Sample], seed: int, n: int = 8) -> list[Sample]:
-    from .contact_sheet import select_samples
-
-    return select_samples(samples, n, seed)
-
-
 def print_summary(result: BuildResult, console) -> None:
     """Print the per-task / per-split count table, the tasks without samples and bad records."""
     from rich.table import Table
@@ -510,8 +571,29 @@ def print_summary(result: BuildResult, console) -> None:
     console.print(f"pages per source: {pages}; per split: {report['pages_per_split']}")
     for task, reason in report["tasks_without_samples"].items():
         console.print(f"[yellow]no {task} samples[/]: {reason}", highlight=False)
+    review = report.get("review")
+    if review:
+        done = {k: sum(c[k] for c in review["per_task"].values()) for k in ("reviewed", "rejected", "fixed")}
+        console.print(f"review {review['file']}: {done['reviewed']} items reviewed, {done['rejected']} rejected, "
+                      f"{done['fixed']} fixed; {len(review['pages_reordered'])} page panel orders overridden",
+                      highlight=False, markup=False)
+        if review["missing"]:
+            console.print(f"[yellow]{len(review['missing'])} review decisions point at items or pages not in "
+                          "this build[/] (build_report.json review.missing):", highlight=False)
+            for m in review["missing"][:20]:
+                console.print(f"  line {m['line']}: {m['target']} {m['id']} ({m['verdict']})",
+                              highlight=False, markup=False)
     if report["bad_records"]:
         console.print(f"[red]{len(report['bad_records'])} bad records skipped[/]:")
         for r in report["bad_records"]:
             console.print(f"  {r['file']}: {r['record']}: {r['reason']}", highlight=False, markup=False)
+    if report.get("excluded"):
+        per = "; ".join(f"{src}: " + ", ".join(f"{t} {n}" for t, n in by_task.items())
+                        for src, by_task in report["excluded_per_source"].items())
+        console.print(f"pages excluded (annotated order disagrees with the checked order): {per}", highlight=False)
+    if report.get("audit") is not None:
+        flagged = report["audit"]["flagged"]
+        console.print(f"blind-baseline audit: {result.out_dir / report['audit']['file']} ({len(flagged)} flagged row(s))"
+                      + "".join(f"\n  [red]FLAG[/] {r['task']} {r['split']}: n={r['n']}, max baseline exceeds chance "
+                                f"by {r['max_excess']:.1f} points" for r in flagged), highlight=False)
     console.print(f"build report: {result.out_dir / BUILD_MARKER}  ({report['timings']['total_s']:.1f} s)")

@@ -317,14 +317,14 @@ def out_read_only(work: Path):
 KILL_IN_STAGING = """
 import os, signal, sys
 import ai4va_fg_dataset.build.pipeline as b
-real = b.write_dataset
-def write_then_die(samples, out_dir, **kw):
-    real(samples, out_dir, **kw)
+real = b.write_dataset_card  # the last write of the staged build (shards are streamed before it)
+def write_then_die(*args, **kw):
+    real(*args, **kw)
     if os.environ.get("SLEEP_IN_STAGING"):
         open(os.environ["SLEEP_IN_STAGING"], "w").close()
         import time; time.sleep(120)
     os.kill(os.getpid(), signal.SIGKILL)
-b.write_dataset = write_then_die
+b.write_dataset_card = write_then_die
 from ai4va_fg_dataset.cli import main
 sys.exit(main(sys.argv[1:]))
 """
