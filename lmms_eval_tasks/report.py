@@ -122,9 +122,10 @@ MODES = ("direct", "think", "tool", "zoom", "zoom_entity")
 """Prompt / input modes, from the task-name suffix: ``zoom`` is the manual panel zoom of paper Table 3.3 (group
 ``ai4va_fg_zoom``), ``zoom_entity`` the crop of the grounding entities (group ``ai4va_fg_zoom_entity``)."""
 
-PAPER_PANEL_ZOOM: dict[str, float] = {"panel_understanding": 58.67, "action_recognition": 55.78,
-                                      "depth_comparison": 54.34, "character_identification": 52.94}
-"""Paper Table 3.3: Qwen2.5-VL-7B accuracy (%) with the manual panel zoom (GT panel crops), method.md section 3."""
+PAPER_PANEL_ZOOM: dict[str, float] = {s.name: s.paper_manual_zoom for s in task_spec.iter_tasks()
+                                      if s.paper_manual_zoom is not None}
+"""Paper Table 3.3: Qwen2.5-VL-7B accuracy (%) with the manual panel zoom (GT panel crops), method.md section 3
+(``TaskSpec.paper_manual_zoom``)."""
 MAX_RESULTS_BYTES = 256 * 1024 * 1024
 """Largest results file read (lmms-eval writes a few kB; samples go to other files)."""
 OUTPUT_NAMES = ("ai4va_fg_results.md", "ai4va_fg_results.csv", "ai4va_fg_accuracy.png")
