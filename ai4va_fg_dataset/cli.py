@@ -233,11 +233,11 @@ def _audit(args: argparse.Namespace) -> int:
     from .build.export import read_manifest, write_manifest
 
     audit = audit_folder(args.folder, args.out)
-    if args.out is None or args.out.resolve() == Path(args.folder).resolve():
-        if read_manifest(args.folder) is not None:
-            # Audited in place: the rewritten audit files are the builder's own, so the manifest lists them
-            # with their new checksums (the next `ai4va-fg build --out` of this folder may replace it).
-            write_manifest(args.folder)
+    in_place = args.out is None or args.out.resolve() == Path(args.folder).resolve()
+    if in_place and read_manifest(args.folder) is not None:
+        # Audited in place: the rewritten audit files are the builder's own, so the manifest lists them
+        # with their new checksums (the next `ai4va-fg build --out` of this folder may replace it).
+        write_manifest(args.folder)
     print(audit_markdown(audit), end="")
     out = args.out or args.folder
     print(f"wrote {out / AUDIT_JSON} and {out / AUDIT_MD}; {len(audit['flagged'])} flagged row(s)")

@@ -25,8 +25,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ai4va_fg_dataset.core.tags import tag_blocks, tag_contents
 from ai4va_fg_dataset.core import scoring as answers
+from ai4va_fg_dataset.core.tags import tag_blocks, tag_contents
 from lmms_eval_tasks import run_eval
 
 ROOT = Path(__file__).resolve().parents[1]

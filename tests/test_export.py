@@ -15,8 +15,8 @@ from PIL import Image
 
 from ai4va_fg_dataset.build.dataset_card import CardInfo, SourceInfo
 from ai4va_fg_dataset.build.export import staging_dir, write_dataset
-from ai4va_fg_dataset.schema import Sample, features
 from ai4va_fg_dataset.build.splits import assign_splits
+from ai4va_fg_dataset.schema import Sample, features
 
 PAGES = [f"acbf/book/{i:02d}" for i in range(10)]
 SPLITS = assign_splits(PAGES, seed=0)

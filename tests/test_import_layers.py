@@ -144,5 +144,6 @@ def test_trl_rarl_exports_lazily():
     from trl_rarl.trainer import RARLTrainer
 
     assert trl_rarl.RARLConfig is RARLConfig and trl_rarl.RARLTrainer is RARLTrainer
+    assert sorted(trl_rarl.__all__) == sorted(trl_rarl._LAZY)  # every lazy name exported, nothing else
     with pytest.raises(AttributeError, match="nope"):
         trl_rarl.nope  # noqa: B018

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from shared_data import tiny_panel_coco
 
-from ai4va_fg_dataset.core import atomic_dir
-from ai4va_fg_dataset.cli import main
 from ai4va_fg_dataset.build.export import MANIFEST, STAGING_MARKER, read_manifest
+from ai4va_fg_dataset.cli import main
+from ai4va_fg_dataset.core import atomic_dir
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 REPO = Path(__file__).resolve().parents[1]

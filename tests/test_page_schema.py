@@ -2,9 +2,9 @@
 
 import pytest
 
+from ai4va_fg_dataset.core.prompts import build_prompt, zoom_tool_schema
 from ai4va_fg_dataset.errors import AnnotationError, BadRecordLog
 from ai4va_fg_dataset.page import Entity, Page, Panel, containing_panel
-from ai4va_fg_dataset.core.prompts import build_prompt, zoom_tool_schema
 from ai4va_fg_dataset.schema import TASKS, Sample, features
 
 

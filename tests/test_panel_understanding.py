@@ -14,11 +14,11 @@ from shared_data import DEMO_DATA as DATA
 from test_vlm_client import FakeChatServer, completion
 
 from ai4va_fg_dataset.adapters import load_source
+from ai4va_fg_dataset.core.llm import OpenAIClient
 from ai4va_fg_dataset.errors import BadRecordLog
 from ai4va_fg_dataset.reading_order import describe_positions, reading_order
 from ai4va_fg_dataset.tasks import GENERATORS, generate_samples
 from ai4va_fg_dataset.tasks.panel_understanding import PanelUnderstandingGenerator, parse_qa
-from ai4va_fg_dataset.core.llm import OpenAIClient
 
 GOOD = """Caption: Two men talk in a cluttered shop.
 Question: How many people are in the panel?

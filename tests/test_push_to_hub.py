@@ -20,9 +20,9 @@ from urllib.parse import urlparse
 import pytest
 from local_http import LocalServer, read_body, send_json
 
-from ai4va_fg_dataset.cli import main
 from ai4va_fg_dataset.build.dataset_card import CardInfo
 from ai4va_fg_dataset.build.export import write_dataset
+from ai4va_fg_dataset.cli import main
 from ai4va_fg_dataset.schema import Sample
 
 CLI = str(Path(sys.executable).parent / "ai4va-fg")

@@ -19,7 +19,7 @@ _LAZY = {"RARLConfig": "config", "RARLTrainer": "trainer", "rarl_reward_funcs": 
 """``from trl_rarl import RARLTrainer, RARLConfig`` works like ``from trl import GRPOTrainer``: the
 submodule (and torch / trl) is imported on first access only."""
 
-__all__ = sorted(_LAZY)
+__all__ = ["RARLConfig", "RARLSchedule", "RARLTrainer", "rarl_reward_funcs", "zoom_environment_factory"]
 
 
 def __getattr__(name: str) -> Any:

@@ -48,21 +48,18 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
-import io
 import json
 import logging
 import os
-import threading
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from ..core.atomic_dir import remove_stale_dirs, replacing_dir
 from ..core.images import ImageEncoder, decode_image, encode_image  # noqa: F401  (the build's codec)
-from .dataset_card import CardInfo, write_card
 from ..schema import SPLITS, TASKS, Sample, features
+from .dataset_card import CardInfo, write_card
 
 logger = logging.getLogger(__name__)
 

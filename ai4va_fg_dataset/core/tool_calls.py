@@ -43,7 +43,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-
 logger = logging.getLogger(__name__)
 
 TOOL_NAME = "image_zoom_in_tool"

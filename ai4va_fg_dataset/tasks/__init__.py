@@ -26,7 +26,7 @@ _FROM_BASE = (
     "sample_id",
 )
 
-__all__ = ["GENERATORS", *_FROM_BASE]  # resolved lazily by __getattr__
+__all__ = ["GENERATORS", *_FROM_BASE]  # noqa: PLE0604 - resolved lazily by __getattr__
 
 
 def __getattr__(name: str) -> Any:
