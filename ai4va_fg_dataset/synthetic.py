@@ -207,25 +207,32 @@ def _page(rng: random.Random, image_id: int, next_ann: list[int]) -> tuple[Image
     return img, anns
 
 
-def make_synthetic_ai4va(out_dir: str | os.PathLike, n_pages: int = 6, seed: int = 0) -> Path:
+def make_synthetic_ai4va(out_dir: str | os.PathLike, n_pages: int = 6, seed: int = 0,
+                         pages_per_file: int | None = None) -> Path:
     """Write ``n_pages`` SYNTHETIC pages and their AI4VA-schema COCO JSON into ``out_dir``.
 
     Deterministic under ``seed`` (same pages, same JSON). Files: ``synthetic_000.png``... and
-    ``synthetic_ai4va.json``; the JSON is written atomically (:func:`~ai4va_fg_dataset.core.atomic_dir.replacing_file`).
+    ``synthetic_ai4va.json``, or with ``pages_per_file`` one JSON per ``pages_per_file`` pages
+    (``synthetic_ai4va_000.json``...: one book per file, the layout of large sets such as Manga109,
+    one XML per book; load the folder with the ``synthetic`` adapter). Each JSON is written
+    atomically (:func:`~ai4va_fg_dataset.core.atomic_dir.replacing_file`).
 
     Args:
         out_dir: folder to write into (created if missing).
         n_pages: number of pages (at least 1).
         seed: random seed of layouts, casts, poses, depths and dialogue.
+        pages_per_file: pages per JSON file (at least 1); ``None``: one file.
 
     Returns:
-        The path of the JSON file.
+        The path of the JSON file, or of ``out_dir`` when there are several.
 
     Raises:
-        ValueError: ``n_pages < 1``.
+        ValueError: ``n_pages < 1`` or ``pages_per_file < 1``.
     """
     if n_pages < 1:
         raise ValueError(f"n_pages must be at least 1, got {n_pages}")
+    if pages_per_file is not None and pages_per_file < 1:
+        raise ValueError(f"pages_per_file must be at least 1, got {pages_per_file}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(f"synthetic-ai4va/{seed}")
@@ -237,6 +244,16 @@ def make_synthetic_ai4va(out_dir: str | os.PathLike, n_pages: int = 6, seed: int
         img.save(out / name, optimize=False)
         images.append({"id": k + 1, "file_name": name, "width": img.width, "height": img.height, "license": 1})
         annotations.extend(anns)
+    if pages_per_file is not None:
+        for k, start in enumerate(range(0, n_pages, pages_per_file)):
+            ids = {img["id"] for img in images[start:start + pages_per_file]}
+            _write_coco(out / f"synthetic_ai4va_{k:03d}.json", images[start:start + pages_per_file],
+                        [a for a in annotations if a["image_id"] in ids])
+        return out
+    return _write_coco(out / "synthetic_ai4va.json", images, annotations)
+
+
+def _write_coco(path: Path, images: list[dict], annotations: list[dict]) -> Path:
     data = {
         "info": {
             "description": "SYNTHETIC pages in the AI4VA annotation schema, drawn by ai4va_fg_dataset.synthetic "
@@ -250,7 +267,6 @@ def make_synthetic_ai4va(out_dir: str | os.PathLike, n_pages: int = 6, seed: int
         "categories": CATEGORIES,
         "annotations": annotations,
     }
-    path = out / "synthetic_ai4va.json"
     with replacing_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
     return path
@@ -264,10 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder (pages + synthetic_ai4va.json)")
     parser.add_argument("--pages", type=int, default=12, help="number of pages (default 12)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pages-per-file", type=int, default=None,
+                        help="write one COCO JSON per this many pages (a book per file); default: one file")
     args = parser.parse_args(argv)
     if args.pages < 1:
         parser.error(f"--pages must be >= 1, got {args.pages}")
-    print(make_synthetic_ai4va(args.out, args.pages, args.seed))
+    if args.pages_per_file is not None and args.pages_per_file < 1:
+        parser.error(f"--pages-per-file must be >= 1, got {args.pages_per_file}")
+    print(make_synthetic_ai4va(args.out, args.pages, args.seed, pages_per_file=args.pages_per_file))
     return 0
 
 

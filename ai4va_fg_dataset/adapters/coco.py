@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -206,6 +207,11 @@ class CocoAdapter(Adapter):
     Page ids are ``"<source>/<book>/<image stem>"``. The format can fill every page-model field
     (:attr:`fills` is all of ``PAGE_FIELDS``, so :attr:`feeds` is all ``None``); what a given file
     feeds is :meth:`capabilities`.
+
+    ``path`` may also be a folder of COCO JSON files (e.g. one per book, as Manga109 ships one XML
+    per book): every ``*.json`` in it, in name order, is one file of the same source, and the pages
+    come file by file (:meth:`load` then returns a generator), so a build holds one file's
+    annotations at a time, not the whole set's (issue 13).
     """
 
     name = "coco"
@@ -233,8 +239,9 @@ class CocoAdapter(Adapter):
 
     # -- loading ----------------------------------------------------------------------------------
 
-    def load(self, path: str | Path, *, log: BadRecordLog) -> list[Page]:
-        """Load one COCO JSON file.
+    def load(self, path: str | Path, *, log: BadRecordLog) -> list[Page] | Iterator[Page]:
+        """Load one COCO JSON file (a list of pages), or every ``*.json`` of a folder, in name order
+        (a generator yielding the pages file by file; a folder without one is a bad record).
 
         Raises:
             AnnotationError: (strict mode) invalid JSON / not a COCO dict (names the file); an image
@@ -245,6 +252,8 @@ class CocoAdapter(Adapter):
                 non-numeric depth / non-integer order (``"annotation id=N"``); duplicated page ids.
         """
         file = Path(path)
+        if file.is_dir():
+            return self._load_folder(file, log)
         try:
             data = load_json(file)
         except ValueError as exc:
@@ -269,6 +278,13 @@ class CocoAdapter(Adapter):
             if page is not None:
                 pages.append(page)
         return check_unique_ids(pages, file=file, log=log)
+
+    def _load_folder(self, folder: Path, log: BadRecordLog) -> Iterator[Page]:
+        files = sorted(folder.glob("*.json"))
+        if not files:
+            log.report(AnnotationError(str(folder), "folder", "no *.json COCO file in this folder"))
+        for file in files:
+            yield from self.load(file, log=log)
 
     @staticmethod
     def _licenses(raw: Any, file: Path, log: BadRecordLog) -> dict[Any, str]:

@@ -145,35 +145,84 @@ def exclusion_counts(exclusions: Sequence[Mapping[str, str]]) -> dict[str, dict[
     return {k: dict(v) for k, v in sorted(out.items())}
 
 
+class AuditRows:
+    """The audit's light rows (no image), spilled to disk as JSON records
+    (:class:`~ai4va_fg_dataset.build.page_store.SpillFile`).
+
+    Re-iterable (each iteration reads the file from the start, with its own position), so
+    :func:`run_audit` can make its two passes; memory holds none of the rows, so it does not grow
+    with the size of the build (issue 13). The file has no name and is removed when closed or
+    garbage-collected.
+    """
+
+    def __init__(self) -> None:
+        from .page_store import SpillFile
+
+        self._records = SpillFile("ai4va-fg-audit-")
+
+    def append(self, row: Row) -> None:
+        """Add one row (a JSON-serialisable dict)."""
+        self._records.append(json.dumps(row, ensure_ascii=False).encode("utf-8"))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[Row]:
+        for i in range(len(self._records)):
+            yield json.loads(self._records.get(i))
+
+    def close(self) -> None:
+        """Remove the file."""
+        self._records.close()
+
+
 class AuditTap:
     """Collects, from the build's sample stream, the light rows (no image) and item geometry the
-    audit needs; :meth:`tap` yields the samples unchanged."""
+    audit needs; :meth:`tap` yields the samples unchanged.
+
+    Attributes:
+        rows: the rows so far (:class:`AuditRows`, on disk; each row carries its item geometry
+            under ``"geometry"`` when it has one).
+    """
 
     def __init__(self, splits: Mapping[str, str]):
         self.splits = splits
-        self.rows: list[Row] = []
-        self.geometry: dict[str, dict] = {}
+        self.rows = AuditRows()
+        self._with_geometry = 0
 
     def tap(self, samples: Iterable[Sample]) -> Iterator[Sample]:
         for s in samples:
-            self.rows.append({"id": s.id, "task": s.task, "split": self.splits.get(s.page_id, ""),
-                              "question": s.question, "choices": list(s.choices), "answer": s.answer,
-                              "answer_type": s.answer_type, "bboxes": [list(b) for b in s.bboxes],
-                              "page_id": s.page_id, "source": s.source})
+            row = {"id": s.id, "task": s.task, "split": self.splits.get(s.page_id, ""),
+                   "question": s.question, "choices": list(s.choices), "answer": s.answer,
+                   "answer_type": s.answer_type, "bboxes": [list(b) for b in s.bboxes],
+                   "page_id": s.page_id, "source": s.source}
             meta = getattr(s, "audit_meta", None)
             if meta:
-                self.geometry[s.id] = meta
+                row["geometry"] = meta
+                self._with_geometry += 1
+            self.rows.append(row)
             yield s
 
+    @property
+    def geometry(self) -> dict[str, dict]:
+        """``{id: item geometry}`` of the rows that have one (read back from :attr:`rows`)."""
+        return {r["id"]: r["geometry"] for r in self.rows if "geometry" in r}
+
     def write_geometry(self, folder: str | Path) -> Path | None:
-        """Write :data:`ITEM_GEOMETRY` into ``folder`` (atomically); ``None`` when no item has any."""
-        if not self.geometry:
+        """Write :data:`ITEM_GEOMETRY` into ``folder`` (atomically; one line per item, in build
+        order); ``None`` when no item has any."""
+        if not self._with_geometry:
             return None
         path = Path(folder) / ITEM_GEOMETRY
-        with replacing_file(path) as tmp:
-            tmp.write_text("".join(json.dumps({"id": k, **v}) + "\n" for k, v in sorted(self.geometry.items())),
-                           encoding="utf-8")
+        with replacing_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for r in self.rows:
+                if "geometry" in r:
+                    f.write(json.dumps({"id": r["id"], **r["geometry"]}) + "\n")
         return path
+
+    def close(self) -> None:
+        """Remove the spilled rows."""
+        self.rows.close()
 
 
 # --- reading a built folder ----------------------------------------------------------------------------
@@ -272,8 +321,9 @@ def _area(b: Sequence[float]) -> float:
 
 def _assignment(row: Row, geo: Mapping[str, dict], feature: Callable[[Sequence[float]], float]) -> int | None:
     """Panel reordering: the option that fills blanks 1, 2 with the tiles whose ``feature`` (log
-    scale) is closest; ``None`` on a tie or without geometry."""
-    g = geo.get(row["id"])
+    scale) is closest; ``None`` on a tie or without geometry (the row's own ``"geometry"``, else
+    ``geo[row id]``)."""
+    g = row.get("geometry") or geo.get(row["id"])
     if not g or len(g.get("slots", ())) != 2 or len(g.get("tiles", ())) != 2:
         return None
     s = [math.log(feature(b)) for b in g["slots"]]
@@ -313,89 +363,122 @@ def _features(option: str) -> list[str]:
     return [f"opt={option.strip().lower()}", f"len={len(option) // 5}", *{f"w={w}" for w in words}]
 
 
-def learned(train: Sequence[Row]) -> dict[str, Predictor]:
-    """The baselines learned on ``train`` rows of one task (closed rows)."""
-    letters = Counter(r["answer"] for r in train)
-    top_letter = CHOICE_LETTERS.index(max(sorted(letters), key=letters.__getitem__)) if letters else None
-    seen: Counter[str] = Counter()
-    right: Counter[str] = Counter()
-    fr: Counter[str] = Counter()
-    fw: Counter[str] = Counter()
-    for r in train:
+class _Learner:
+    """The learned baselines of one task, fitted on its ``train`` rows one at a time (:meth:`add`),
+    so the audit streams: memory grows with the option vocabulary, not with the rows."""
+
+    def __init__(self) -> None:
+        self.letters: Counter[str] = Counter()
+        self.seen: Counter[str] = Counter()
+        self.right: Counter[str] = Counter()
+        self.fr: Counter[str] = Counter()
+        self.fw: Counter[str] = Counter()
+        self.n_r = self.n_w = 0
+
+    def add(self, r: Row) -> None:
+        """Learn from one closed ``train`` row."""
+        self.letters[r["answer"]] += 1
         correct = CHOICE_LETTERS.index(r["answer"])
         for k, c in enumerate(r["choices"]):
             key = c.strip().lower()
-            seen[key] += 1
-            right[key] += k == correct
+            self.seen[key] += 1
+            self.right[key] += k == correct
             for f in _features(c):
-                (fr if k == correct else fw)[f] += 1
-    n_r, n_w = sum(1 for _ in train), sum(len(r["choices"]) - 1 for r in train)
+                (self.fr if k == correct else self.fw)[f] += 1
+        self.n_r += 1
+        self.n_w += len(r["choices"]) - 1
 
-    def argmax(scores: list[float]) -> int | None:
-        best = max(scores)
-        top = [k for k, s in enumerate(scores) if math.isclose(s, best, abs_tol=1e-12)]
-        return top[0] if len(top) == 1 else None
+    def predictors(self) -> dict[str, Predictor]:
+        """``letter_prior``, ``answer_prior`` and ``text_only`` of the rows added so far."""
+        letters, seen, right, fr, fw, n_r, n_w = self.letters, self.seen, self.right, self.fr, self.fw, self.n_r, self.n_w
+        top_letter = CHOICE_LETTERS.index(max(sorted(letters), key=letters.__getitem__)) if letters else None
 
-    def letter_prior(row: Row) -> int | None:
-        return top_letter if top_letter is not None and top_letter < len(row["choices"]) else None
+        def argmax(scores: list[float]) -> int | None:
+            best = max(scores)
+            top = [k for k, s in enumerate(scores) if math.isclose(s, best, abs_tol=1e-12)]
+            return top[0] if len(top) == 1 else None
 
-    def answer_prior(row: Row) -> int | None:
-        rates = [(right[c.strip().lower()] + 0.5) / (seen[c.strip().lower()] + 1.0) for c in row["choices"]]
-        return argmax(rates)
+        def letter_prior(row: Row) -> int | None:
+            return top_letter if top_letter is not None and top_letter < len(row["choices"]) else None
 
-    def text_only(row: Row) -> int | None:
-        scores = []
-        for c in row["choices"]:
-            s = 0.0
-            for f in _features(c):
-                s += math.log((fr[f] + 1.0) / (n_r + 2.0)) - math.log((fw[f] + 1.0) / (n_w + 2.0))
-            scores.append(s)
-        return argmax(scores)
+        def answer_prior(row: Row) -> int | None:
+            rates = [(right[c.strip().lower()] + 0.5) / (seen[c.strip().lower()] + 1.0) for c in row["choices"]]
+            return argmax(rates)
 
-    return {"letter_prior": letter_prior, "answer_prior": answer_prior, "text_only": text_only}
+        def text_only(row: Row) -> int | None:
+            scores = []
+            for c in row["choices"]:
+                s = 0.0
+                for f in _features(c):
+                    s += math.log((fr[f] + 1.0) / (n_r + 2.0)) - math.log((fw[f] + 1.0) / (n_w + 2.0))
+                scores.append(s)
+            return argmax(scores)
+
+        return {"letter_prior": letter_prior, "answer_prior": answer_prior, "text_only": text_only}
 
 
-def _chance(task: str, rows: Sequence[Row]) -> float | None:
-    """The task's declared chance when its rows have the declared number of options, else the mean
-    of ``100 / len(choices)`` over the rows (a generator that disagrees with its declaration is
-    measured against what it built)."""
-    closed = [r for r in rows if r["answer_type"] == "choice" and r["choices"]]
-    if not closed:
-        return None
+def learned(train: Iterable[Row]) -> dict[str, Predictor]:
+    """The baselines learned on ``train`` rows of one task (closed rows)."""
+    learner = _Learner()
+    for r in train:
+        learner.add(r)
+    return learner.predictors()
+
+
+class _Group:
+    """Accumulators of one (task, split) row of the audit: size, chance, hits per baseline."""
+
+    def __init__(self, n_choices: int | None) -> None:
+        self.n = self.closed = 0
+        self.inv_choices = 0.0
+        self.declared = True  # every closed row has the declared number of options
+        self.n_choices = n_choices
+        self.hits: dict[str, int] = {}
+
+    def add(self, r: Row) -> None:
+        self.n += 1
+        if r["answer_type"] == "choice" and r["choices"]:
+            self.closed += 1
+            self.inv_choices += 1 / len(r["choices"])
+            self.declared &= len(r["choices"]) == self.n_choices
+
+    def chance(self, declared_chance: float | None) -> float | None:
+        if not self.closed:
+            return None
+        if declared_chance is not None and self.declared:
+            return float(declared_chance)
+        return 100.0 * self.inv_choices / self.closed
+
+
+def _declared(task: str) -> tuple[float | None, int | None]:
+    """The task's declared ``(chance, n_choices)`` (:class:`~ai4va_fg_dataset.tasks.spec.TaskSpec`),
+    ``(None, None)`` for a task without a declaration."""
     try:
         from ..tasks.spec import get_task
 
         spec = get_task(task)
-        if spec.chance is not None and all(len(r["choices"]) == spec.n_choices for r in closed):
-            return float(spec.chance)
     except (ImportError, KeyError):
-        pass
-    return 100.0 * sum(1 / len(r["choices"]) for r in closed) / len(closed)
+        return None, None
+    return spec.chance, spec.n_choices
 
 
-def _accuracy(rows: Sequence[Row], predict: Predictor) -> float:
-    hits = 0
-    for r in rows:
-        k = predict(r)
-        k = 0 if k is None else k
-        hits += k < len(r["choices"]) and CHOICE_LETTERS[k] == r["answer"]
-    return 100.0 * hits / len(rows)
+def _hit(r: Row, k: int | None) -> bool:
+    k = 0 if k is None else k
+    return k < len(r["choices"]) and CHOICE_LETTERS[k] == r["answer"]
 
 
-def _number_prior(train: Sequence[Row], rows: Sequence[Row]) -> float | None:
-    if not train:
-        return None
-    top = Counter(r["answer"] for r in train).most_common(1)[0][0]
-    return 100.0 * sum(r["answer"] == top for r in rows) / len(rows)
-
-
-def run_audit(rows: Sequence[Row], geometry: Mapping[str, dict] | None = None,
+def run_audit(rows: Iterable[Row], geometry: Mapping[str, dict] | None = None,
               margin: float = MARGIN, min_items: int = MIN_ITEMS) -> dict[str, Any]:
     """Blind baselines per task and split (see the module docstring).
 
+    Streams: two passes over ``rows`` (fit the learned baselines on ``train`` and size every
+    group, then score), holding counters, not rows; ``rows`` must therefore be re-iterable (a list,
+    or the build's spilled :class:`AuditRows`; a one-shot iterator is read into a list first).
+
     Args:
-        rows: dataset rows with :data:`AUDIT_COLUMNS` and ``split``.
-        geometry: ``{id: {...}}`` item geometry (:data:`ITEM_GEOMETRY`).
+        rows: dataset rows with :data:`AUDIT_COLUMNS` and ``split`` (a row may carry its item
+            geometry under ``"geometry"``).
+        geometry: ``{id: {...}}`` item geometry (:data:`ITEM_GEOMETRY`) for rows without their own.
         margin, min_items: the flag rule.
 
     Returns:
@@ -405,44 +488,88 @@ def run_audit(rows: Sequence[Row], geometry: Mapping[str, dict] | None = None,
     Raises:
         ValueError: a closed row whose answer is not one of its option letters.
     """
+    if iter(rows) is rows:  # a one-shot iterator: two passes need the rows twice
+        rows = list(rows)
     geometry = geometry or {}
-    by_task: dict[str, list[Row]] = defaultdict(list)
-    for r in rows:
+    kinds: dict[str, str] = {}
+    learners: dict[str, _Learner] = {}
+    train_answers: dict[str, Counter] = {}
+    groups: dict[str, dict[str, _Group]] = {}
+    for r in rows:  # pass 1: check, fit, size
         if r["answer_type"] == "choice" and r["answer"] not in CHOICE_LETTERS[: len(r["choices"])]:
             raise ValueError(f"row {r['id']}: answer {r['answer']!r} is not a letter of its {len(r['choices'])} options")
-        by_task[r["task"]].append(r)
-    out_rows = []
-    names: list[str] = []
-    for task in [t for t in TASKS if t in by_task] + sorted(set(by_task) - set(TASKS)):
-        task_rows = by_task[task]
-        kind = task_rows[0]["answer_type"]
+        task = r["task"]
+        kind = kinds.setdefault(task, r["answer_type"])
         if kind == "open":
             continue
-        train = [r for r in task_rows if r["split"] == "train"]
-        groups = {s: [r for r in task_rows if r["split"] == s] for s in SPLITS}
-        groups[HELD_OUT] = groups["validation"] + groups["test"]
-        fixed = heuristics(task, geometry) if kind == "choice" else {}
-        fit = learned(train) if kind == "choice" and train else {}
-        for split, members in groups.items():
-            if not members:
+        if task not in groups:
+            n_choices = _declared(task)[1]
+            groups[task] = {s: _Group(n_choices) for s in (*SPLITS, HELD_OUT)}
+        if r["split"] == "train":
+            if kind == "choice":
+                learners.setdefault(task, _Learner()).add(r)
+            else:
+                train_answers.setdefault(task, Counter())[r["answer"]] += 1
+        for split in _groups_of(r["split"]):
+            groups[task][split].add(r)
+    predictors = {task: learner.predictors() for task, learner in learners.items()}
+    top_answer = {task: c.most_common(1)[0][0] for task, c in train_answers.items() if c}
+    fixed = {task: heuristics(task, geometry) for task, kind in kinds.items() if kind == "choice"}
+    for r in rows:  # pass 2: score
+        task = r["task"]
+        if kinds[task] == "open":
+            continue
+        names: dict[str, int | None] = {}
+        if kinds[task] == "choice":
+            fit = predictors.get(task, {})
+            if r["split"] != "train":
+                names.update({name: fn(r) for name, fn in fit.items()})
+            names.update({name: fn(r) for name, fn in fixed[task].items()})
+            hits = {name: _hit(r, k) for name, k in names.items()}
+        elif task in top_answer and r["split"] != "train":
+            hits = {"answer_prior": r["answer"] == top_answer[task]}
+        else:
+            hits = {}
+        for split in _groups_of(r["split"]):
+            acc = groups[task][split].hits
+            for name, hit in hits.items():
+                if not (split == "train" and name in ("letter_prior", "answer_prior", "text_only")):
+                    acc[name] = acc.get(name, 0) + hit
+    out_rows = []
+    names_seen: list[str] = []
+    for task in [t for t in TASKS if t in groups] + sorted(set(groups) - set(TASKS)):
+        kind = kinds[task]
+        declared_chance = _declared(task)[0]
+        for split in (*SPLITS, HELD_OUT):
+            g = groups[task][split]
+            if not g.n:
                 continue
             accs: dict[str, float | None] = {}
             if kind == "choice":
+                fitted = task in predictors
                 for name in ("letter_prior", "answer_prior", "text_only"):
-                    accs[name] = _accuracy(members, fit[name]) if fit and split != "train" else None
-                for name, fn in fixed.items():
-                    accs[name] = _accuracy(members, fn)
+                    accs[name] = 100.0 * g.hits.get(name, 0) / g.n if fitted and split != "train" else None
+                for name in fixed[task]:
+                    accs[name] = 100.0 * g.hits.get(name, 0) / g.n
             else:
-                accs["answer_prior"] = _number_prior(train, members) if split != "train" else None
-            chance = _chance(task, members) if kind == "choice" else None
+                accs["answer_prior"] = (100.0 * g.hits.get("answer_prior", 0) / g.n
+                                        if task in top_answer and split != "train" else None)
+            chance = g.chance(declared_chance) if kind == "choice" else None
             vals = [v for v in accs.values() if v is not None]
             excess = max(vals) - chance if vals and chance is not None else None
-            flagged = bool(excess is not None and len(members) >= min_items and excess > margin)
-            out_rows.append({"task": task, "split": split, "n": len(members), "chance": chance,
+            flagged = bool(excess is not None and g.n >= min_items and excess > margin)
+            out_rows.append({"task": task, "split": split, "n": g.n, "chance": chance,
                              "baselines": accs, "max_excess": excess, "flagged": flagged})
-            names += [n for n in accs if n not in names]
-    return {"margin": margin, "min_items": min_items, "baselines": names, "rows": out_rows,
+            names_seen += [n for n in accs if n not in names_seen]
+    return {"margin": margin, "min_items": min_items, "baselines": names_seen, "rows": out_rows,
             "flagged": [r for r in out_rows if r["flagged"]]}
+
+
+def _groups_of(split: str) -> tuple[str, ...]:
+    """The audit rows a row of ``split`` counts in (validation and test also count in held_out)."""
+    if split in ("validation", "test"):
+        return split, HELD_OUT
+    return (split,) if split in SPLITS else ()
 
 
 def audit_markdown(audit: Mapping[str, Any]) -> str:

@@ -227,8 +227,14 @@ def _init_worker(work: PageWork) -> None:
     _WORK = work
 
 
-def _run_one(index: int, page: Page) -> PageResult:
+def _run_one(index: int, page: Page | bytes) -> PageResult:
+    """Worker side: ``page`` comes as its pickle when the build's pages are a
+    :class:`~ai4va_fg_dataset.build.page_store.PageStore` (sent as stored, not pickled again)."""
     assert _WORK is not None, "worker not initialised"
+    if isinstance(page, bytes):
+        import pickle
+
+        page = pickle.loads(page)
     return process_page(_WORK, index, page)
 
 
@@ -272,7 +278,10 @@ def run_pages(work: PageWork, pages: Sequence[Page], *, num_proc: int | None = N
     pool = ProcessPoolExecutor(num_proc, mp_context=ctx, initializer=_init_worker, initargs=(work,))
     try:
         pending: deque = deque()
-        items = iter(enumerate(pages))
+        from .page_store import PageStore
+
+        items = (iter((i, pages.pickled(i)) for i in range(len(pages))) if isinstance(pages, PageStore)
+                 else iter(enumerate(pages)))
         for i, page in items:
             pending.append(pool.submit(_run_one, i, page))
             if len(pending) >= window:

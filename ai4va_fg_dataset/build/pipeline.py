@@ -3,14 +3,22 @@
 One call of :func:`build` runs the whole pipeline of method.md section 2:
 
 1. load every source with its adapter (:func:`ai4va_fg_dataset.adapters.load_source`) under one
-   :class:`~ai4va_fg_dataset.errors.BadRecordLog` (strict unless ``skip_bad``);
+   :class:`~ai4va_fg_dataset.errors.BadRecordLog` (strict unless ``skip_bad``) into a
+   :class:`~ai4va_fg_dataset.build.page_store.PageStore`, the page list kept on disk (one
+   annotation file's pages are in memory at a time);
 2. split the pages (:func:`ai4va_fg_dataset.build.splits.assign_splits`, by page, seeded);
 3. generate the samples of every requested task page by page in ``num_proc`` worker processes
    (:mod:`ai4va_fg_dataset.build.parallel`; or on Ray Data, :mod:`ai4va_fg_dataset.build.ray_engine`)
    with a progress bar over pages, streaming them in page order into the Parquet shards
    (:func:`ai4va_fg_dataset.build.export.write_parquet`), so memory does not grow with the pages;
-4. write the dataset card (:mod:`ai4va_fg_dataset.build.export`), a ``contact_sheet.png`` (of the
-   few samples it shows, kept while streaming) and ``build_report.json``.
+4. run the blind-baseline audit over the rows spilled to disk while streaming
+   (:class:`~ai4va_fg_dataset.build.audit.AuditRows`), write the dataset card
+   (:mod:`ai4va_fg_dataset.build.export`), a ``contact_sheet.png`` (of the few samples it shows,
+   kept while streaming) and ``build_report.json``.
+
+What stays in memory grows with the largest page, the largest annotation file and the shard
+writers' buffers, plus a few counters and ids per page (the splits, the skip counts, the balance
+plans of the reordering tasks), not with the pages' annotations or samples (issue 13).
 
 Everything is written to a temporary folder next to ``out_dir`` that replaces ``out_dir`` only
 when the build is complete: a failed build leaves a previous ``out_dir`` untouched. That folder is
@@ -39,17 +47,18 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .dataset_card import CardInfo, SourceInfo
 from ..errors import AnnotationError, BadRecordLog
-from .export import BUILD_MARKER, staging_dir, write_dataset_card, write_parquet
 from ..page import Page
 from ..schema import SPLITS, TASKS
+from .dataset_card import CardInfo, SourceInfo
+from .export import BUILD_MARKER, staging_dir, write_dataset_card, write_parquet
+from .page_store import PageStore
 from .parallel import BAD_IMAGE_REASON  # noqa: F401  (the skip reason of a page that does not decode)
 from .splits import DEFAULT_RATIOS, assign_splits
 
@@ -158,24 +167,32 @@ def _options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def load_pages(
     specs: Sequence[SourceSpec], log: BadRecordLog, *, max_page_pixels: int | None = DEFAULT_MAX_PAGE_PIXELS
-) -> tuple[list[Page], list[dict[str, Any]]]:
+) -> tuple[PageStore, list[dict[str, Any]]]:
     """Load every source; returns the pages and one report entry per source (each with a
     ``page_ids`` set, which :func:`build` drops before writing the report).
 
-    Pages whose id repeats one of an earlier source (the same data given twice) are bad records,
-    and so are pages of more than ``max_page_pixels`` pixels (``None``: no limit).
+    The pages go to a :class:`~ai4va_fg_dataset.build.page_store.PageStore` (on disk) source by
+    source, so memory holds at most one source's pages at a time (an adapter parses its annotation
+    file whole: a COCO JSON is read at once, Manga109 one book per file). Pages whose id repeats one
+    of an earlier source (the same data given twice) are bad records, and so are pages of more than
+    ``max_page_pixels`` pixels (``None``: no limit).
 
     Raises:
         AnnotationError: the first bad record in strict mode.
     """
     from ..adapters import ADAPTERS
 
-    pages: list[Page] = []
+    pages = PageStore()
     entries = []
     seen: set[str] = set()
     for spec in specs:
         adapter = ADAPTERS[spec.name](**spec.options)
-        fresh = []
+        first = len(pages)
+        ids: set[str] = set()
+        licenses: set[str] = set()
+        attributions: set[str] = set()
+        # an adapter returns a list or (a folder of COCO files) a generator: pages go to the store
+        # as they come, so only one annotation file's pages are ever in memory
         for page in adapter.load(spec.path, log=log):
             if page.page_id in seen:
                 log.report(AnnotationError(str(spec.path), f"page {page.page_id}",
@@ -188,19 +205,21 @@ def load_pages(
                     f"page limit of {max_page_pixels / 1e6:g} MP (--max-page-pixels)"))
                 continue
             seen.add(page.page_id)
-            fresh.append(page)
-        pages.extend(fresh)
+            ids.add(page.page_id)
+            licenses.add(page.license)
+            attributions.add(page.attribution)
+            pages.append(page)
         entries.append(
             {
                 "name": spec.name,
                 "path": str(spec.path),
                 "options": {k: str(v) for k, v in spec.options.items()},
-                "pages": len(fresh),
+                "pages": len(ids),
                 "feeds": dict(type(adapter).feeds),
-                "capabilities": adapter.capabilities(fresh),
-                "licenses": sorted({p.license for p in fresh if p.license}),
-                "attributions": sorted({p.attribution for p in fresh if p.attribution}),
-                "page_ids": {p.page_id for p in fresh},  # dropped before the report is written
+                "capabilities": adapter.capabilities(pages.view(first)),
+                "licenses": sorted(x for x in licenses if x),
+                "attributions": sorted(x for x in attributions if x),
+                "page_ids": ids,  # dropped before the report is written
             }
         )
     return pages, entries
@@ -377,16 +396,18 @@ def build(
               *(spec.options["image_root"] for spec in given if spec.options.get("image_root"))]
 
     # the staging folder first: an unusable --out fails before any input is read
-    with staging_dir(out_dir, inputs=inputs) as tmp, _pil_pixel_limit(max_page_pixels):
+    with staging_dir(out_dir, inputs=inputs) as tmp, _pil_pixel_limit(max_page_pixels), ExitStack() as scratch:
         log = BadRecordLog(skip_bad=skip_bad)
         specs = expand_sources(given)
         pages, source_entries = load_pages(specs, log, max_page_pixels=max_page_pixels)
+        scratch.callback(pages.close)
         decisions, review_summary = None, None
         if review:  # page panel orders: on the page model, before any generator reads Panel.order
             from . import review as review_file
 
             decisions = review_file.load_for_build(review)
-            pages, reordered, pages_missing = review_file.apply_page_orders(pages, decisions)
+            pages, reordered, pages_missing = review_file.apply_page_orders(pages, decisions, into=PageStore())
+            scratch.callback(pages.close)
             review_summary = review_file.ReviewSummary(file=str(review), pages_reordered=reordered,
                                                        missing=review_file.page_missing(pages_missing))
         timings["load_s"] = time.perf_counter() - t0
@@ -412,6 +433,7 @@ def build(
         work = prepare_work(gens, tasks, seed, pages)
         exclusions = collect_exclusions(work.generators)  # checked answer keys (issue 8)
         audit_tap = AuditTap(splits)
+        scratch.callback(audit_tap.close)
         stream = PageStream(log, tasks, progress=advance)
         sheet = SheetPicker(8, seed) if contact_sheet else None
         # closing(): a strict-mode bad record raised while streaming shuts the worker pool down here,
@@ -425,8 +447,9 @@ def build(
                                                 splits=splits)
         timings["generate_s"] = time.perf_counter() - t  # decode, generate, draw, encode and write Parquet
         skipped = stream.skipped
+        n_pages = len(pages) - len(stream.bad)
+        languages = {p.language for p in pages if p.language and p.page_id not in stream.bad}
         if stream.bad:  # skipped pages that did not decode: out of the page counts like other bad records
-            pages = [p for p in pages if p.page_id not in stream.bad]
             splits = {pid: split for pid, split in splits.items() if pid not in stream.bad}
             for entry in source_entries:
                 entry["pages"] -= sum(1 for pid in stream.bad if pid in entry["page_ids"])
@@ -445,7 +468,7 @@ def build(
 
         t = time.perf_counter()
         audit_tap.write_geometry(tmp)
-        audit = run_audit(audit_tap.rows, audit_tap.geometry)
+        audit = run_audit(audit_tap.rows)  # two passes over the spilled rows (they carry their geometry)
         write_audit(tmp, audit)
         timings["audit_s"] = time.perf_counter() - t
 
@@ -456,7 +479,7 @@ def build(
             ],
             skipped_tasks=no_samples,
             seed=seed,
-            languages=sorted({"en"} | {p.language for p in pages if p.language}),  # questions are English
+            languages=sorted({"en"} | languages),  # questions are English
             notes=([f"{len(log.records)} bad annotation records were skipped (listed in build_report.json)"]
                    if log.records else [])
             + [f"Items per page at most ({density} density preset"
@@ -485,7 +508,7 @@ def build(
             "density": density,
             "max_per_page": {t: caps[t] for t in tasks if t in caps},
             "sources": source_entries,
-            "pages": len(pages),
+            "pages": n_pages,
             "pages_per_split": dict(Counter(splits.values())),
             "bad_records": log.to_json(),
             "skipped": skipped_json,

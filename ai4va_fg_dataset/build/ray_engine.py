@@ -104,7 +104,12 @@ def run_pages(work: PageWork, pages: Sequence[Page], *, num_proc: int | None = N
         ctx.enable_progress_bars = False  # the build has its own, counting pages
         actors = num_proc or max(1, int(ray.cluster_resources().get("CPU", 1)))
         actors = max(1, min(actors, len(pages)))
-        items = [{"index": i, "page": pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL)} for i, p in enumerate(pages)]
+        from .page_store import PageStore
+
+        # the driver hands Ray every page's pickle (the page store's own bytes); Ray Data keeps them
+        # in its object store, not in this process
+        items = [{"index": i, "page": pages.pickled(i) if isinstance(pages, PageStore)
+                  else pickle.dumps(pages[i], protocol=pickle.HIGHEST_PROTOCOL)} for i in range(len(pages))]
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * actors)))
         ds = ds.map(_PageActor, fn_constructor_kwargs={"work": work_bytes}, concurrency=actors, num_cpus=1)
         for expected, row in enumerate(ds.iter_rows()):

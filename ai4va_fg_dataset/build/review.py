@@ -274,23 +274,30 @@ def check_fix(decision: Decision, sample: Sample) -> str:
     return value
 
 
-def apply_page_orders(pages: Sequence[Page], decisions: Iterable[Decision]
-                      ) -> tuple[list[Page], list[str], list[Decision]]:
+def apply_page_orders(pages: Iterable[Page], decisions: Iterable[Decision], *, into: Any = None
+                      ) -> tuple[Any, list[str], list[Decision]]:
     """Replace the annotated panel order (``Panel.order``) of pages that have an ``order`` decision.
 
     Runs on the page model before generation, so the Panel Reordering generator (and anything else
     reading ``Panel.order``) uses the reviewed order.
 
+    Args:
+        pages: the pages, in build order.
+        decisions: the review file's decisions (:func:`load_for_build`).
+        into: where the pages go (anything with ``append``, e.g. the build's
+            :class:`~ai4va_fg_dataset.build.page_store.PageStore`); default a new list.
+
     Returns:
-        ``(pages, reordered, missing)``: the pages (overridden ones replaced), the ids of the
-        pages reordered, and the page decisions whose page is not among ``pages``.
+        ``(pages, reordered, missing)``: ``into`` holding the pages (overridden ones replaced), the
+        ids of the pages reordered, and the page decisions whose page is not among ``pages``.
 
     Raises:
         ReviewFileError: an order that does not list exactly the page's panel ids (names the line,
             the page, and the ids expected).
     """
     orders = {d.id: d for d in latest(decisions).values() if d.target == "page" and d.verdict == "order"}
-    out, done = [], []
+    out: Any = [] if into is None else into
+    done: list[str] = []
     for page in pages:
         d = orders.pop(page.page_id, None)
         if d is None:
