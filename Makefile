@@ -18,7 +18,7 @@ SPLIT_RATIOS ?= $(if $(filter ai4va_fg_dataset/demo_data,$(DATA)),0.6$(comma)0.2
 TINY ?= build/tiny-qwen2.5-vl
 PYTEST_ARGS ?=
 
-.PHONY: install lock demo eval-demo train-demo test tiny-model bench bench-build bench-scale bench-eval bench-rarl lint clean
+.PHONY: install lock demo eval-demo train-demo test tiny-model bench bench-build bench-scale bench-heap bench-eval bench-rarl lint clean
 
 # The install is the lock: every distribution pinned (requirements/cpu.lock), then the project without
 # dependencies, then `pip check`. `make lock` regenerates both locks (see README, "Install in detail").
@@ -94,6 +94,10 @@ bench-build: install
 SCALE_PAGES ?= 200,1000,5000
 bench-scale: install
 	$(PY) recipes/benchmarks/scaling.py --pages $(SCALE_PAGES) --num-proc 1,2 --work build/bench/scale
+
+## What a build keeps on the Python heap at 100 vs 400 pages (tracemalloc; issue 13).
+bench-heap: install
+	$(PY) recipes/benchmarks/build_heap.py --pages 100,400 --work build/bench/heap
 
 bench-eval: tiny-model
 	$(PY) recipes/benchmarks/eval_speed.py cpu --model $(TINY) --samples 16 --tokens 32

@@ -8,7 +8,11 @@ Measures, on every page under ``--data`` (default ``../shared/data``, about 200 
 * the time of ``load_dataset(OUT, task)`` of one built task in a fresh Python with an empty
   ``datasets`` cache (cold: Parquet -> Arrow conversion included); target < 2 s;
 * the time to decode every page image with PIL (``Image.open(p).load()``) in this process, and the
-  ratio build / decode (how many "decodes of the whole corpus" the build costs).
+  ratio build / decode (how many "decodes of the whole corpus" the build costs);
+* the same build with ``--num-proc 1`` (one process) and the plain codec work on the same pages:
+  decode every page (``convert("RGB")``) and encode it once with the build's codec
+  (:func:`ai4va_fg_dataset.core.images.encode_image`); the ratio of the two is issue 13's "single
+  process build within 3x of plain decode + encode".
 
 Prints a Markdown table and writes the figures as JSON (``--json``).
 
@@ -40,21 +44,43 @@ def _offline_env(cache: Path) -> dict[str, str]:
             "HF_DATASETS_CACHE": str(cache / "datasets"), "HF_HOME": str(cache / "home")}
 
 
-def decode_pages(data: Path) -> tuple[int, float]:
-    """Decode every page image of the datasets under ``data``; ``(pages, seconds)``."""
-    from PIL import Image
-
+def page_paths(data: Path) -> list[str]:
+    """The page image files of the datasets under ``data`` (bad records skipped)."""
     from ai4va_fg_dataset.adapters import detect_sources, load_source
     from ai4va_fg_dataset.errors import BadRecordLog
 
     paths = []
     for name, path in detect_sources(data):
         paths += [p.image_path for p in load_source(name, path, log=BadRecordLog(skip_bad=True))]
+    return paths
+
+
+def decode_pages(data: Path) -> tuple[int, float]:
+    """Decode every page image of the datasets under ``data``; ``(pages, seconds)``."""
+    from PIL import Image
+
+    paths = page_paths(data)
     t = time.perf_counter()
     for p in paths:
         with Image.open(p) as im:
             im.load()
     return len(paths), time.perf_counter() - t
+
+
+def decode_encode_pages(data: Path) -> float:
+    """Seconds to decode every page image (RGB) and encode it once with the build's codec."""
+    from PIL import Image
+
+    from ai4va_fg_dataset.core.images import encode_image
+
+    paths = page_paths(data)
+    t = time.perf_counter()
+    for p in paths:
+        with Image.open(p) as im:
+            rgb = im.convert("RGB")
+            rgb.info["source_format"] = im.format
+        encode_image(rgb)
+    return time.perf_counter() - t
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, "-c", load_code], env=env, capture_output=True, text=True, check=True)
         load_warm_s = time.perf_counter() - t
 
+        one_out = Path(tmp) / "one_process"
+        one_cmd = [*cmd[: cmd.index("--out") + 1], str(one_out), *cmd[cmd.index("--out") + 2:], "--num-proc", "1"]
+        t = time.perf_counter()
+        subprocess.run(one_cmd, env=env, capture_output=True, text=True, check=True)
+        build_one_wall = time.perf_counter() - t
+        one_timings = json.loads((one_out / "build_report.json").read_text())["timings"]
+
     n_pages, decode_s = decode_pages(args.data)
+    codec_s = decode_encode_pages(args.data)
     shards = sorted(args.out.rglob("*.parquet"))
     figures = {
         "command": " ".join(cmd),
@@ -115,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         "decode_pages": n_pages,
         "decode_all_pages_s": round(decode_s, 2),
         "build_over_decode": round(build_wall / decode_s, 1) if decode_s else None,
+        "build_num_proc_1_wall_s": round(build_one_wall, 2),
+        "build_num_proc_1_stage_timings_s": one_timings,
+        "decode_encode_all_pages_s": round(codec_s, 2),
+        "build_num_proc_1_over_decode_encode": round(build_one_wall / codec_s, 1) if codec_s else None,
         "output_mib": round(sum(p.stat().st_size for p in shards) / 2**20, 1),
         "targets": TARGETS,
     }
@@ -132,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         (f"load_dataset({args.task}) warm cache", f"{figures['load_dataset_warm_s']} s", ""),
         ("PIL decode of every page image", f"{figures['decode_all_pages_s']} s", ""),
         ("build / decode ratio", f"{figures['build_over_decode']}x", ""),
+        ("build with --num-proc 1 (child process)", f"{figures['build_num_proc_1_wall_s']} s", ""),
+        ("PIL decode + one encode (build's codec) of every page", f"{figures['decode_encode_all_pages_s']} s", ""),
+        ("build --num-proc 1 / (decode + encode)", f"{figures['build_num_proc_1_over_decode_encode']}x", "<= 3x"),
         ("Parquet output", f"{figures['output_mib']} MiB", ""),
     ]
     print(f"`{figures['command']}` on {figures['machine']}\n")

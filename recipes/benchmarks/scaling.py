@@ -1,7 +1,9 @@
 """How the AI4VA-FG build scales with the number of pages and of processes (issue 13).
 
 For each size in ``--pages`` (default 200, 1000, 5000) a SYNTHETIC AI4VA-schema set is written
-(``python -m ai4va_fg_dataset.synthetic --pages N``, kept under ``--work`` for the next run), then:
+(``python -m ai4va_fg_dataset.synthetic --pages N --pages-per-file 100``: one COCO JSON per book of
+100 pages, the layout of large sets such as Manga109, one XML per book; kept under ``--work`` for the
+next run), then:
 
 * ``ai4va-fg build --source synthetic --num-proc P`` runs in a child process for each ``P`` of
   ``--num-proc`` (default 1 and 2), ``--repeat`` times; the figures are those of the fastest run.
@@ -35,6 +37,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
+CODEC_KEYS = ("decode_encode_s", "decode_encode_per_image_s", "images_encoded")
+
 TARGETS = {"rss_growth_max": 1.2, "rss_max_mib": 1024.0, "speedup_min": 1.7, "codec_ratio_max": 3.0}
 
 _CODEC = r'''
@@ -42,7 +46,7 @@ import io, json, sys, time
 from pathlib import Path
 from PIL import Image
 from ai4va_fg_dataset.core.images import encode_image
-spec = json.loads(sys.argv[1])
+spec = json.load(sys.stdin)
 pages, repeats = spec["pages"], spec["encodes"]
 def decode(p):
     with Image.open(p) as im:
@@ -88,21 +92,29 @@ def run_measured(cmd: list[str], interval: float = 0.05) -> tuple[float, float, 
     return wall, peak_main / 2**20, peak_tree / 2**20, subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-def synthetic_set(work: Path, n: int) -> Path:
-    """The annotation file of an ``n``-page synthetic set under ``work`` (written once)."""
-    folder = work / f"synthetic_{n}"
-    ann = folder / "synthetic_ai4va.json"
-    if not ann.is_file():
-        subprocess.run([sys.executable, "-m", "ai4va_fg_dataset.synthetic", "--out", str(folder), "--pages", str(n)],
-                       check=True, capture_output=True)
-    return ann
+def synthetic_set(work: Path, n: int, per_file: int) -> Path:
+    """The folder of an ``n``-page synthetic set under ``work``, ``per_file`` pages per COCO JSON
+    (written once; ``--source synthetic --path FOLDER`` loads every JSON of it)."""
+    folder = work / f"synthetic_{n}_by{per_file}"
+    done = folder / ".complete"
+    if not done.is_file():
+        subprocess.run([sys.executable, "-m", "ai4va_fg_dataset.synthetic", "--out", str(folder), "--pages", str(n),
+                        "--pages-per-file", str(per_file)], check=True, capture_output=True)
+        done.touch()
+    return folder
 
 
-def drawn_images(out: Path, ann: Path) -> dict[str, int]:
+def page_files(folder: Path) -> list[str]:
+    """The page image paths of a synthetic set folder, from its COCO JSON files."""
+    return [str(folder / im["file_name"]) for ann in sorted(folder.glob("*.json"))
+            for im in json.loads(ann.read_text())["images"]]
+
+
+def drawn_images(out: Path, folder: Path) -> dict[str, int]:
     """``{page image path: rows whose image the build encoded}`` (rows not equal to the page file)."""
     import pyarrow.parquet as pq
 
-    pages = {Path(p["file_name"]).stem: str(ann.parent / p["file_name"]) for p in json.loads(ann.read_text())["images"]}
+    pages = {Path(p).stem: p for p in page_files(folder)}
     sizes = {path: os.path.getsize(path) for path in pages.values()}
     counts: dict[str, int] = {}
     for shard in out.rglob("*.parquet"):
@@ -123,18 +135,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", default="200,1000,5000", help="comma-separated set sizes (pages)")
     parser.add_argument("--num-proc", default="1,2", help="comma-separated --num-proc values")
     parser.add_argument("--repeat", type=int, default=1, help="runs per (size, num-proc); the fastest is kept")
+    parser.add_argument("--pages-per-file", type=int, default=100, help="pages per COCO JSON of a synthetic set")
     parser.add_argument("--work", type=Path, default=REPO / "build" / "bench" / "scale")
     parser.add_argument("--json", type=Path, default=REPO / "build" / "bench" / "scaling.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the builds already measured in --json whose output folder is still there "
+                             "(the JSON is saved after every build), measuring only what is missing")
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.pages.split(",")]
     procs = [int(x) for x in args.num_proc.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, "
+               f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
+               f"Python {platform.python_version()}")
+    measured: dict[tuple[int, int], dict] = {}
+    codecs: dict[int, dict] = {}
+    if args.resume and args.json.is_file():
+        for old in json.loads(args.json.read_text()).get("sizes", []):
+            for p, run in old["builds"].items():
+                if (args.work / f"out_{old['pages']}_p{p}" / "build_report.json").is_file():
+                    measured[(old["pages"], int(p))] = run
+            if "decode_encode_s" in old:
+                codecs[old["pages"]] = {k: old[k] for k in CODEC_KEYS}
 
-    results = []
+    results: list[dict] = []
+
+    def save(done: bool) -> dict:
+        figures = {"machine": machine, "targets": TARGETS, "complete": done, "sizes": results}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        return figures
+
     for n in sizes:
-        ann = synthetic_set(args.work, n)
+        ann = synthetic_set(args.work, n, args.pages_per_file)
         row: dict = {"pages": n, "builds": {}}
+        results.append(row)
         for p in procs:
+            if (n, p) in measured:
+                row["builds"][p] = measured[(n, p)]
+                print(f"{n} pages, --num-proc {p}: {measured[(n, p)]} (from {args.json})", file=sys.stderr, flush=True)
+                continue
             best = None
             for _ in range(args.repeat):
                 out = args.work / f"out_{n}_p{p}"
@@ -152,31 +192,30 @@ def main(argv: list[str] | None = None) -> int:
                 if best is None or run["wall_s"] < best["wall_s"]:
                     best = run
             row["builds"][p] = best
-        out = args.work / f"out_{n}_p{procs[0]}"
-        encodes = drawn_images(out, ann)
-        spec = {"pages": sorted({str(ann.parent / im["file_name"]) for im in json.loads(ann.read_text())["images"]}),
-                "encodes": encodes}
-        codec = json.loads(subprocess.run([sys.executable, "-c", _CODEC, json.dumps(spec)], env=_env(), check=True,
-                                          capture_output=True, text=True).stdout)
-        row.update({k: round(v, 2) for k, v in codec.items()})
-        row["images_encoded"] = sum(encodes.values())
+            save(False)
+        if n in codecs:  # the codec work of these pages does not depend on the builds
+            codec = codecs[n]
+        else:
+            encodes = drawn_images(args.work / f"out_{n}_p{procs[0]}", ann)
+            spec = {"pages": sorted(set(page_files(ann))), "encodes": encodes}
+            codec = json.loads(subprocess.run([sys.executable, "-c", _CODEC], input=json.dumps(spec), env=_env(),
+                                              check=True, capture_output=True, text=True).stdout)
+            codec = {**{k: round(v, 2) for k, v in codec.items()}, "images_encoded": sum(encodes.values())}
+        row.update(codec)
         one = row["builds"].get(1)
         if one:
             row["build_over_decode_encode"] = round(one["wall_s"] / codec["decode_encode_s"], 1)
             row["build_over_decode_encode_per_image"] = round(one["wall_s"] / codec["decode_encode_per_image_s"], 2)
         if 1 in row["builds"] and 2 in row["builds"]:
             row["speedup_2_over_1"] = round(row["builds"][1]["wall_s"] / row["builds"][2]["wall_s"], 2)
-        results.append(row)
+        save(False)
 
-    figures = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                          f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
-                          f"Python {platform.python_version()}",
-               "targets": TARGETS, "sizes": results}
-    if len(results) > 1 and 1 in procs:
-        small, large = results[0]["builds"][1], results[-1]["builds"][1]
+    figures = save(True)
+    if len(results) > 1:  # of the fewest processes measured (1 by default)
+        small, large = results[0]["builds"][procs[0]], results[-1]["builds"][procs[0]]
         figures["rss_growth"] = round(large["peak_rss_tree_mib"] / small["peak_rss_tree_mib"], 2)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        figures["rss_growth_num_proc"] = procs[0]
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
     print(f"Build scaling on {figures['machine']} (synthetic pages; `recipes/benchmarks/scaling.py`)\n")
     print("| pages | --num-proc | wall | pages/s | peak RSS main / tree | build / (decode+encode) | "
@@ -190,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {r['pages']} | {p} | {b['wall_s']} s | {b['pages_per_s']} | {b['peak_rss_main_mib']} / "
                   f"{b['peak_rss_tree_mib']} MiB | {ratios} | {speedup} | {b['load_average_before']} |")
     if "rss_growth" in figures:
-        print(f"\npeak RSS (tree, --num-proc 1) at {results[-1]['pages']} pages / at {results[0]['pages']} pages: "
+        print(f"\npeak RSS (tree, --num-proc {procs[0]}) at {results[-1]['pages']} pages / at {results[0]['pages']} pages: "
               f"{figures['rss_growth']}x (target <= {TARGETS['rss_growth_max']}x)")
     print(f"figures: {args.json}")
     return 0
